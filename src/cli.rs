@@ -1,0 +1,136 @@
+//! The command line: `ecr-proxy emulator …` (and, later, `serve`). Flags can also be given as
+//! `ECR_PROXY_*` environment variables. This module parses and starts things; only `main.rs`
+//! exits the process.
+
+use crate::emulator::{self, Credentials, EmulatorConfig, MissingLayers};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "ecr-proxy", version, about = "An OCI registry that keeps images in Amazon ECR")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "ECR_PROXY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the local ECR-compatible backend (AWS JSON 1.1 API, SigV4, data on disk).
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Parser, Debug)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_LISTEN", default_value = "127.0.0.1:5100")]
+    pub listen: SocketAddr,
+    /// Directory for repositories, layers, manifests and uploads (created if missing).
+    #[arg(long, env = "ECR_PROXY_EMULATOR_DATA")]
+    pub data: PathBuf,
+    /// The twelve-digit account id of the emulated registry.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_ACCOUNT_ID", default_value = "123456789012")]
+    pub account_id: String,
+    #[arg(long, env = "ECR_PROXY_EMULATOR_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// The access key id requests must be signed with.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_ACCESS_KEY_ID", default_value = "test")]
+    pub access_key_id: String,
+    /// The secret access key requests must be signed with.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_SECRET_ACCESS_KEY", default_value = "test", hide_env_values = true)]
+    pub secret_access_key: String,
+    /// The `partSize` InitiateLayerUpload announces, in bytes (5–20 MiB).
+    #[arg(long, env = "ECR_PROXY_EMULATOR_PART_SIZE", default_value_t = emulator::DEFAULT_PART_SIZE)]
+    pub part_size: u64,
+    /// How BatchCheckLayerAvailability reports an absent layer.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_MISSING_LAYERS", default_value = "failure")]
+    pub missing_layers: MissingLayersArg,
+    /// Fault injection, e.g. `UploadLayerPart:throttle=0.2,drop=0.1;*:latency=5ms`.
+    #[arg(long, env = "ECR_PROXY_EMULATOR_FAULTS", default_value = "")]
+    pub faults: String,
+    /// Seed for fault injection (same seed, same faults).
+    #[arg(long, env = "ECR_PROXY_EMULATOR_FAULT_SEED", default_value_t = 0)]
+    pub fault_seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MissingLayersArg {
+    /// A `failures[]` entry with MissingLayerDigest.
+    Failure,
+    /// A `layers[]` entry with layerAvailability UNAVAILABLE.
+    Unavailable,
+}
+
+impl EmulatorArgs {
+    pub fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            listen: self.listen,
+            data_dir: self.data.clone(),
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            credentials: vec![Credentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+            }],
+            part_size: self.part_size,
+            missing_layers: match self.missing_layers {
+                MissingLayersArg::Failure => MissingLayers::Failure,
+                MissingLayersArg::Unavailable => MissingLayers::Unavailable,
+            },
+            faults: self.faults.clone(),
+            fault_seed: self.fault_seed,
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Emulator(#[from] emulator::EmulatorError),
+}
+
+/// Set up logging (`RUST_LOG` filters; default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Run a command until it is stopped (Ctrl-C or SIGTERM).
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Emulator(args) => {
+            let running = emulator::start(args.config()).await?;
+            tracing::info!(endpoint = %running.endpoint(), data = %args.data.display(), "emulator ready");
+            shutdown_signal().await;
+            running.shutdown();
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,158 @@
+//! `ecr-proxy emulator`: a local Amazon ECR. It speaks ECR's AWS JSON 1.1 protocol for the
+//! operations the proxy uses, with ECR's validation, limits and exceptions; verifies SigV4;
+//! keeps its data on disk; and serves the layer download URLs it hands out. The proxy reaches it
+//! through aws-sdk-ecr exactly as it reaches AWS, so every test exercises the real translation.
+//!
+//! Layers: `server` (connections) → `api` (one call: body, SigV4, faults, errors) → `ops` (ECR's
+//! rules) → `store` (index and disk). This module and its children must not import the proxy or
+//! `aws_sdk_ecr`: the emulator is the far side of the wire.
+
+mod api;
+mod download;
+pub mod error;
+pub mod faults;
+mod input;
+mod manifest;
+mod ops;
+mod server;
+pub mod sigv4;
+mod store;
+
+pub use ops::MissingLayers;
+pub use sigv4::Credentials;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The `partSize` ECR announces: 10 MiB.
+pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
+
+/// How to run an emulator.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub account_id: String,
+    pub region: String,
+    pub credentials: Vec<Credentials>,
+    pub part_size: u64,
+    pub missing_layers: MissingLayers,
+    /// Fault-injection spec (see `faults`), empty for none.
+    pub faults: String,
+    pub fault_seed: u64,
+}
+
+impl EmulatorConfig {
+    /// Defaults for `data_dir`: loopback ephemeral port, account 123456789012, us-east-1,
+    /// credentials `test`/`test`, no faults.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EmulatorConfig {
+        EmulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            credentials: vec![Credentials { access_key_id: "test".into(), secret_access_key: "test".into() }],
+            part_size: DEFAULT_PART_SIZE,
+            missing_layers: MissingLayers::Failure,
+            faults: String::new(),
+            fault_seed: 0,
+        }
+    }
+}
+
+/// Why an emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("invalid emulator configuration: {0}")]
+    Config(String),
+    #[error("cannot open the data directory {path}: {source}")]
+    Store { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    config: EmulatorConfig,
+    addr: SocketAddr,
+    ctx: ops::Ctx,
+    faults: faults::Faults,
+}
+
+/// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
+pub struct RunningEmulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL to give aws-sdk-ecr or the AWS CLI.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The sizes of the parts layer `digest` of `repo` was uploaded in (for tests of re-chunking).
+    pub fn layer_parts(&self, repo: &str, digest: &str) -> Option<Vec<u64>> {
+        let index = self.shared.ctx.store.lock();
+        index.repos.get(repo)?.layers.get(digest).map(|l| l.parts.clone())
+    }
+
+    /// Wait until the server stops (it runs until shut down).
+    pub async fn wait(self) {
+        let _ = (&mut { self }.task).await;
+    }
+
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Open the data directory, bind, and serve in the background.
+pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    if !crate::names::is_registry_id(&config.account_id) {
+        return Err(EmulatorError::Config(format!("account id `{}` must be twelve digits", config.account_id)));
+    }
+    if config.credentials.is_empty() {
+        return Err(EmulatorError::Config("at least one access key is needed".into()));
+    }
+    if !(5 * 1024 * 1024..=20 * 1024 * 1024).contains(&config.part_size) {
+        return Err(EmulatorError::Config(format!("part size {} must be between 5 MiB and 20 MiB", config.part_size)));
+    }
+    let faults = faults::Faults::parse(&config.faults, config.fault_seed).map_err(EmulatorError::Config)?;
+    let dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&dir))
+        .await
+        .expect("store loading does not panic")
+        .map_err(|source| EmulatorError::Store { path: config.data_dir.clone(), source })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+    let ctx = ops::Ctx {
+        store,
+        account: config.account_id.clone(),
+        region: config.region.clone(),
+        part_size: config.part_size,
+        missing_layers: config.missing_layers,
+    };
+    let shared = Arc::new(Shared { config, addr, ctx, faults });
+    tracing::info!(%addr, "ECR emulator listening");
+    let task = tokio::spawn(server::accept_loop(listener, shared.clone()));
+    Ok(RunningEmulator { addr, shared, task })
+}
+
+fn unix_now() -> i64 {
+    download::unix_now()
+}

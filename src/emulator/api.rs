@@ -1,0 +1,103 @@
+//! One AWS JSON 1.1 call, end to end: read the body (bounded), check the SigV4 signature, find
+//! the operation from `X-Amz-Target`, apply injected faults, run the operation on a blocking
+//! thread, and write the JSON answer or the JSON error. The only place emulator errors become
+//! HTTP responses.
+
+use super::error::EcrError;
+use super::faults::Fault;
+use super::input::Input;
+use super::ops::{self, Call};
+use super::Shared;
+use crate::body::{self, Body};
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use std::sync::Arc;
+
+const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
+/// A 20 MiB part is ~26.7 MiB of base64 in JSON; leave room.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// The connection must be closed without an answer (injected `drop` fault).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by fault injection")]
+pub struct DropConnection;
+
+pub async fn handle<B>(shared: Arc<Shared>, req: Request<B>) -> Result<Response<Body>, DropConnection>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let err = EcrError::Serialization(format!("Could not read the request body (limit {MAX_BODY} bytes): {e}"));
+            return Ok(error_response(&err, &request_id));
+        }
+    };
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let op_name = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_string();
+    let span = tracing::info_span!("ecr", op = %op_name, request_id = %request_id);
+    let _enter = span.enter();
+
+    let now = super::unix_now();
+    if let Err(e) = super::sigv4::verify(&parts.method, &parts.uri, &parts.headers, &bytes, &shared.config.credentials, "ecr", now) {
+        tracing::info!(code = e.aws_code(), "refused signature: {e}");
+        return Ok(error_response(&EcrError::Auth(e.aws_code(), e.to_string()), &request_id));
+    }
+    let Some(op) = target.strip_prefix(TARGET_PREFIX).and_then(ops::lookup) else {
+        let err = EcrError::UnknownOperation(format!("The operation `{target}` is not known to this service"));
+        return Ok(error_response(&err, &request_id));
+    };
+
+    let (latency, fault) = shared.faults.decide(&op_name);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(Fault::Throttle) => return Ok(error_response(&EcrError::Throttling("Rate exceeded".into()), &request_id)),
+        Some(Fault::Server) => return Ok(error_response(&EcrError::Server("Injected server fault".into()), &request_id)),
+        _ => {}
+    }
+
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let base_url = format!("http://{}", host.unwrap_or_else(|| shared.addr.to_string()));
+    let ctx = shared.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let input = Input::parse(&bytes)?;
+        op(&ctx.ctx, &Call { input, base_url })
+    })
+    .await
+    .unwrap_or_else(|e| Err(EcrError::Server(format!("operation failed: {e}"))));
+
+    if fault == Some(Fault::DropAfter) {
+        tracing::info!(outcome = ?result.as_ref().map(|_| ()).map_err(|e| e.code()), "dropping the connection (injected)");
+        return Err(DropConnection);
+    }
+    Ok(match result {
+        Ok(out) => {
+            tracing::debug!("ok");
+            json_response(StatusCode::OK, out.to_string(), &request_id)
+        }
+        Err(e) => {
+            tracing::info!(code = e.code(), "{e}");
+            error_response(&e, &request_id)
+        }
+    })
+}
+
+fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+        .header("x-amzn-RequestId", request_id)
+        .body(body::full(body))
+        .expect("valid response")
+}
+
+pub fn error_response(e: &EcrError, request_id: &str) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, e.body().to_string(), request_id)
+}

@@ -1,0 +1,703 @@
+//! AWS Signature Version 4 verification for the local ECR emulator.
+//!
+//! Owns: checking header-based SigV4 signatures (`Authorization: AWS4-HMAC-SHA256 ...`) on incoming
+//! requests against the configured credentials, the credential scope and the clock.
+//! Must not touch: HTTP responses (callers map [`AuthError`] via `aws_code`/`status`) or the store.
+
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Method, Uri};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+const MAX_SKEW_SECS: i64 = 15 * 60;
+/// Everything except the RFC 3986 unreserved characters is percent-encoded.
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub region: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No Authorization header (and no presigned query).
+    #[error("Missing Authentication Token")]
+    Missing,
+    /// Authorization header present but unusable (unparseable, wrong algorithm, no X-Amz-Date, ...).
+    #[error("{0}")]
+    Incomplete(String),
+    /// Access key id not among the configured credentials.
+    #[error("The security token included in the request is invalid.")]
+    UnknownAccessKey,
+    /// The credential scope names another service than expected.
+    #[error("Credential should be scoped to correct service: '{expected}'. ")]
+    WrongService { expected: String },
+    /// Signature mismatch.
+    #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")]
+    SignatureMismatch,
+    /// X-Amz-Date more than 15 minutes away from now.
+    #[error("{0}")]
+    Expired(String),
+}
+
+impl AuthError {
+    /// The AWS error code that goes in `__type`.
+    pub fn aws_code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "MissingAuthenticationTokenException",
+            AuthError::Incomplete(_) => "IncompleteSignatureException",
+            AuthError::UnknownAccessKey => "UnrecognizedClientException",
+            AuthError::WrongService { .. }
+            | AuthError::SignatureMismatch
+            | AuthError::Expired(_) => "InvalidSignatureException",
+        }
+    }
+
+    /// HTTP status: 403 for all of them.
+    pub fn status(&self) -> u16 {
+        403
+    }
+}
+
+fn incomplete(msg: impl Into<String>) -> AuthError {
+    AuthError::Incomplete(msg.into())
+}
+
+/// The parsed `Authorization` header.
+struct AuthHeader<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+/// Verify a request. `now_unix` is seconds since the epoch (passed in so tests are deterministic).
+/// `service` is the expected signing name ("ecr"). Any region is accepted and returned.
+pub fn verify(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    credentials: &[Credentials],
+    service: &str,
+    now_unix: i64,
+) -> Result<Verified, AuthError> {
+    let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
+        let query = uri.query().unwrap_or("");
+        if query.split('&').any(|p| p.starts_with("X-Amz-Algorithm=")) {
+            return Err(incomplete(
+                "Presigned (query string) signatures are not supported.",
+            ));
+        }
+        return Err(AuthError::Missing);
+    };
+    let auth = auth
+        .to_str()
+        .map_err(|_| incomplete("Authorization header is not valid ASCII."))?;
+    let parsed = parse_authorization(auth)?;
+    let Some(amz_date) = headers.get("x-amz-date") else {
+        return Err(incomplete(format!(
+            "Authorization header requires existence of an 'X-Amz-Date' header. Authorization={auth}"
+        )));
+    };
+    let amz_date = amz_date.to_str().unwrap_or_default();
+    let request_time = parse_amz_date(amz_date).ok_or_else(|| {
+        incomplete(format!(
+            "Date must be in ISO-8601 'basic format'. Got '{amz_date}'."
+        ))
+    })?;
+    if !parsed
+        .signed_headers
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case("host"))
+    {
+        return Err(incomplete(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+    if parsed.date != &amz_date[..8] {
+        return Err(incomplete(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{amz_date}'.",
+            parsed.date, &amz_date[..8]
+        )));
+    }
+    if parsed.service != service {
+        return Err(AuthError::WrongService {
+            expected: service.to_string(),
+        });
+    }
+    let skew = request_time - now_unix;
+    if skew.abs() > MAX_SKEW_SECS {
+        let (now, limit) = (
+            format_amz_date(now_unix),
+            format_amz_date(now_unix + skew.signum() * MAX_SKEW_SECS),
+        );
+        return Err(AuthError::Expired(if skew < 0 {
+            format!("Signature expired: {amz_date} is now earlier than {limit} ({now} - 15 min.)")
+        } else {
+            format!("Signature not yet current: {amz_date} is still later than {limit} ({now} + 15 min.)")
+        }));
+    }
+    let cred = credentials
+        .iter()
+        .find(|c| c.access_key_id == parsed.access_key_id)
+        .ok_or(AuthError::UnknownAccessKey)?;
+
+    let payload_hash = hex::encode(Sha256::digest(body));
+    if let Some(declared) = headers.get("x-amz-content-sha256") {
+        let declared = declared.as_bytes();
+        if declared != b"UNSIGNED-PAYLOAD"
+            && !declared.eq_ignore_ascii_case(payload_hash.as_bytes())
+        {
+            tracing::debug!("x-amz-content-sha256 does not match the received body");
+            return Err(AuthError::SignatureMismatch);
+        }
+    }
+    let canonical = canonical_request(method, uri, headers, parsed.signed_headers, &payload_hash);
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
+        parsed.date,
+        parsed.region,
+        parsed.service,
+        hex::encode(Sha256::digest(&canonical))
+    );
+    let mut key = hmac(
+        format!("AWS4{}", cred.secret_access_key).as_bytes(),
+        parsed.date.as_bytes(),
+    );
+    for part in [parsed.region, parsed.service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    let provided = hex::decode(parsed.signature).map_err(|_| AuthError::SignatureMismatch)?;
+    let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts any key length");
+    mac.update(string_to_sign.as_bytes());
+    // `verify_slice` compares in constant time.
+    if mac.verify_slice(&provided).is_err() {
+        tracing::debug!(
+            canonical_request = %String::from_utf8_lossy(&canonical),
+            string_to_sign = %string_to_sign,
+            "SigV4 signature mismatch"
+        );
+        return Err(AuthError::SignatureMismatch);
+    }
+    Ok(Verified {
+        access_key_id: cred.access_key_id.clone(),
+        region: parsed.region.to_string(),
+    })
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn parse_authorization(auth: &str) -> Result<AuthHeader<'_>, AuthError> {
+    let (algorithm, rest) = auth.trim().split_once(' ').unwrap_or((auth.trim(), ""));
+    if algorithm != ALGORITHM {
+        return Err(incomplete(format!(
+            "Unsupported Authorization algorithm '{algorithm}'; expected {ALGORITHM}."
+        )));
+    }
+    let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+    for (key, value) in rest.split(',').filter_map(|p| p.split_once('=')) {
+        match key.trim() {
+            "Credential" => credential = Some(value.trim()),
+            "SignedHeaders" => signed_headers = Some(value.trim()),
+            "Signature" => signature = Some(value.trim()),
+            _ => {}
+        }
+    }
+    let missing: String = [
+        ("Credential", credential),
+        ("Signature", signature),
+        ("SignedHeaders", signed_headers),
+    ]
+    .iter()
+    .filter(|(_, v)| v.is_none_or(str::is_empty))
+    .map(|(name, _)| format!("Authorization header requires '{name}' parameter. "))
+    .collect();
+    if !missing.is_empty() {
+        return Err(incomplete(format!("{missing}Authorization={auth}")));
+    }
+    let scope: Vec<&str> = credential.unwrap_or_default().split('/').collect();
+    let [access_key_id, date, region, service, terminator] = scope[..] else {
+        return Err(incomplete(format!(
+            "Credential should be scoped to a valid region, service and terminator. Authorization={auth}"
+        )));
+    };
+    if terminator != "aws4_request" {
+        return Err(incomplete(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'."
+        )));
+    }
+    Ok(AuthHeader {
+        access_key_id,
+        date,
+        region,
+        service,
+        signed_headers: signed_headers.unwrap_or_default(),
+        signature: signature.unwrap_or_default(),
+    })
+}
+
+/// Builds the canonical request (bytes, because header values need not be UTF-8).
+fn canonical_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    signed_headers: &str,
+    payload_hash: &str,
+) -> Vec<u8> {
+    let mut out = format!(
+        "{}\n{}\n{}\n",
+        method.as_str(),
+        canonical_uri(uri.path()),
+        canonical_query(uri.query().unwrap_or(""))
+    )
+    .into_bytes();
+    for name in signed_headers.split(';') {
+        let name = name.to_ascii_lowercase();
+        let mut values: Vec<Vec<u8>> = headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|v| {
+                v.as_bytes()
+                    .split(u8::is_ascii_whitespace)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(&b' ')
+            })
+            .collect();
+        if values.is_empty() && name == "host" {
+            // HTTP/2 carries the host in `:authority`, which ends up in the URI.
+            values.extend(uri.authority().map(|a| a.as_str().as_bytes().to_vec()));
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(&values.join(&b','));
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("\n{signed_headers}\n{payload_hash}").as_bytes());
+    out
+}
+
+/// Non-S3 canonical URI: remove dot segments and empty segments (RFC 3986 5.2.4, as the SDKs do),
+/// then URI-encode each segment of the path as received (which makes it doubly encoded overall).
+fn canonical_uri(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::new();
+    for s in &segments {
+        out.push('/');
+        out.extend(utf8_percent_encode(s, RFC3986));
+    }
+    let trailing = ["/", "/.", "/.."].iter().any(|e| path.ends_with(e));
+    if segments.is_empty() || trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// Decodes each key and value, re-encodes per RFC 3986 and sorts by key, then value.
+fn canonical_query(query: &str) -> String {
+    let encode = |s: &str| -> String {
+        let decoded = percent_decode_str(s).collect::<Vec<u8>>();
+        percent_encoding::percent_encode(&decoded, RFC3986).to_string()
+    };
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (encode(k), encode(v))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYYMMDDTHHMMSSZ` into seconds since the epoch.
+fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, sec) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+/// Formats seconds since the epoch as `YYYYMMDDTHHMMSSZ` (inverse of `days_from_civil`).
+fn format_amz_date(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const SUITE_NOW: i64 = 1_440_938_160; // 20150830T123600Z
+    const ECR_NOW: i64 = 1_795_434_682; // 20261123T115122Z
+    const ECR_BODY: &[u8] = br#"{"repositoryNames":["team/app"]}"#;
+
+    fn creds(akid: &str, secret: &str) -> Vec<Credentials> {
+        vec![Credentials {
+            access_key_id: akid.into(),
+            secret_access_key: secret.into(),
+        }]
+    }
+
+    type Req = (Method, Uri, HeaderMap);
+
+    /// Request from "METHOD TARGET\nName:Value..." plus Host, the suite's X-Amz-Date and Authorization.
+    fn raw_request(head: &str, host: &str, scope: &str, signed: &str, sig: &str) -> Req {
+        let mut lines = head.lines();
+        let (method, target) = lines.next().unwrap().split_once(' ').unwrap();
+        let auth = format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/{scope}/aws4_request, SignedHeaders={signed}, Signature={sig}");
+        let mut headers = HeaderMap::new();
+        let extra = lines.map(|l| l.split_once(':').unwrap());
+        for (name, value) in [("host", host)]
+            .into_iter()
+            .chain(extra)
+            .chain([("x-amz-date", "20150830T123600Z"), ("authorization", &auth)])
+        {
+            headers.append(
+                http::HeaderName::try_from(name).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        (method.parse().unwrap(), target.parse().unwrap(), headers)
+    }
+
+    #[test]
+    fn aws_test_suite_vectors() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("GET /", "", "host;x-amz-date", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
+            ("POST /", "", "host;x-amz-date", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
+            ("POST /\nContent-Type:application/x-www-form-urlencoded\nContent-Length:13\nx-amz-content-sha256:9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e", "Param1=value1",
+                "content-length;content-type;host;x-amz-content-sha256;x-amz-date", "d3875051da38690788ef43de4db0d8f280229d82040bfac253562e56c3f20e0b"),
+            ("GET /?Param2=value2&Param1=value1", "", "host;x-amz-date", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"),
+            ("GET /?Param-3=Value3&Param=Value2&%E1%88%B4=Value1", "", "host;x-amz-date", "371d3713e185cc334048618a97f809c9ffe339c62934c032af5a0e595648fcac"),
+            ("GET /?-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "",
+                "host;x-amz-date", "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"),
+            ("GET /\nMy-Header1: value1\nMy-Header2: \"a   b   c\"", "", "host;my-header1;my-header2;x-amz-date", "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"),
+            ("GET /\nMy-Header1:value2\nMy-Header1:value2\nMy-Header1:value1", "", "host;my-header1;x-amz-date", "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"),
+            ("GET /\nX-Amz-Security-Token:6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267", "",
+                "host;x-amz-date;x-amz-security-token", "07ec1639c89043aa0e3e2de82b96708f198cceab042d4a97044c66dd9f74e7f8"),
+            ("GET /example1/example2/../..", "", "host;x-amz-date", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
+        ];
+        let creds = creds("AKIDEXAMPLE", SUITE_SECRET);
+        for (head, body, signed, sig) in cases {
+            let run = |sig: &str| {
+                let (m, u, h) = raw_request(
+                    head,
+                    "example.amazonaws.com",
+                    "us-east-1/service",
+                    signed,
+                    sig,
+                );
+                verify(&m, &u, &h, body.as_bytes(), &creds, "service", SUITE_NOW)
+            };
+            let ok = Verified {
+                access_key_id: "AKIDEXAMPLE".into(),
+                region: "us-east-1".into(),
+            };
+            assert_eq!(run(sig), Ok(ok), "{head}");
+            let bad_sig = format!(
+                "{}{}",
+                &sig[..63],
+                if sig.ends_with('0') { '1' } else { '0' }
+            );
+            assert_eq!(run(&bad_sig), Err(AuthError::SignatureMismatch), "{head}");
+        }
+    }
+
+    #[test]
+    fn iam_list_users_docs_example() {
+        let (m, u, h) = raw_request(
+            "GET /?Action=ListUsers&Version=2010-05-08\nContent-Type:application/x-www-form-urlencoded; charset=utf-8",
+            "iam.amazonaws.com",
+            "us-east-1/iam",
+            "content-type;host;x-amz-date",
+            "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7",
+        );
+        let got = verify(
+            &m,
+            &u,
+            &h,
+            b"",
+            &creds("AKIDEXAMPLE", SUITE_SECRET),
+            "iam",
+            SUITE_NOW,
+        );
+        assert_eq!(got.map(|v| v.region), Ok("us-east-1".to_string()));
+    }
+
+    #[test]
+    fn canonical_uri_encodes_received_path_again() {
+        // From the aws-sigv4 crate's double-encode-path and double-url-encode cases.
+        assert_eq!(
+            canonical_uri("/test/@connections/JBDvjfGEIAMCERw%3D"),
+            "/test/%40connections/JBDvjfGEIAMCERw%253D"
+        );
+        assert_eq!(
+            canonical_uri("/2015-03-31/functions/arn%3Aaws/invocations"),
+            "/2015-03-31/functions/arn%253Aaws/invocations"
+        );
+        assert_eq!(canonical_uri("//a//b/./c/../"), "/a/b/");
+        assert_eq!(canonical_uri(""), "/");
+    }
+
+    #[test]
+    fn amz_date_parse_and_format() {
+        assert_eq!(parse_amz_date("20150830T123600Z"), Some(SUITE_NOW));
+        assert_eq!(parse_amz_date("20000229T235959Z"), Some(951_868_799));
+        assert_eq!(format_amz_date(ECR_NOW), "20261123T115122Z");
+        assert_eq!(format_amz_date(951_868_799), "20000229T235959Z");
+        for bad in [
+            "20150830T123600",
+            "2015-08-30T12:36:00Z",
+            "20151330T123600Z",
+            "2015083xT123600Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+        }
+    }
+
+    /// Signs an ECR DescribeRepositories call with the SDK's own signer (aws-sigv4).
+    fn sdk_signed(akid: &str, service: &str, at: i64, body: &[u8]) -> Req {
+        let session = Some("session-token".to_string());
+        let identity =
+            aws_credential_types::Credentials::new(akid, "ecr-secret", session, None, "t").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("eu-west-3")
+            .name(service)
+            .time(UNIX_EPOCH + Duration::from_secs(at as u64))
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/x-amz-json-1.1"),
+            (
+                "x-amz-target",
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            ),
+            ("host", "localhost:5000"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let pairs = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()));
+        let signable = SignableRequest::new(
+            "POST",
+            "http://localhost:5000/",
+            pairs,
+            SignableBody::Bytes(body),
+        );
+        let (instructions, _) = sign(signable.unwrap(), &params).unwrap().into_parts();
+        for (name, value) in instructions.headers() {
+            headers.insert(
+                http::HeaderName::try_from(name).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        (Method::POST, Uri::from_static("/"), headers)
+    }
+
+    fn check(req: &Req, body: &[u8]) -> Result<Verified, AuthError> {
+        let creds = creds("AKIDECR", "ecr-secret");
+        verify(&req.0, &req.1, &req.2, body, &creds, "ecr", ECR_NOW + 60)
+    }
+
+    fn signed(akid: &str) -> Req {
+        sdk_signed(akid, "ecr", ECR_NOW, ECR_BODY)
+    }
+
+    const MISMATCH: Result<Verified, AuthError> = Err(AuthError::SignatureMismatch);
+
+    #[test]
+    fn ecr_request_signed_by_sdk_is_accepted() {
+        let mut req = signed("AKIDECR");
+        assert!(req.2["authorization"]
+            .to_str()
+            .unwrap()
+            .contains("x-amz-security-token"));
+        let ok = Verified {
+            access_key_id: "AKIDECR".into(),
+            region: "eu-west-3".into(),
+        };
+        assert_eq!(check(&req, ECR_BODY), Ok(ok.clone()));
+        let hash = hex::encode(Sha256::digest(ECR_BODY));
+        req.2.insert("x-amz-content-sha256", hash.parse().unwrap());
+        assert_eq!(check(&req, ECR_BODY), Ok(ok));
+    }
+
+    #[test]
+    fn changed_body_byte_is_signature_mismatch() {
+        let mut body = ECR_BODY.to_vec();
+        body[5] ^= 1;
+        assert_eq!(check(&signed("AKIDECR"), &body), MISMATCH);
+    }
+
+    #[test]
+    fn content_sha256_not_matching_body_is_signature_mismatch() {
+        let mut req = signed("AKIDECR");
+        let hash = hex::encode(Sha256::digest(b"other"));
+        req.2.insert("x-amz-content-sha256", hash.parse().unwrap());
+        assert_eq!(check(&req, ECR_BODY), MISMATCH);
+    }
+
+    #[test]
+    fn changed_signed_header_is_signature_mismatch() {
+        let mut req = signed("AKIDECR");
+        let target = "AmazonEC2ContainerRegistry_V20150921.DeleteRepository";
+        req.2.insert("x-amz-target", target.parse().unwrap());
+        assert_eq!(check(&req, ECR_BODY), MISMATCH);
+    }
+
+    #[test]
+    fn unknown_access_key_is_rejected() {
+        let err = check(&signed("AKIDOTHER"), ECR_BODY).unwrap_err();
+        assert_eq!(err, AuthError::UnknownAccessKey);
+        assert_eq!(err.aws_code(), "UnrecognizedClientException");
+    }
+
+    #[test]
+    fn missing_authorization_is_missing() {
+        let mut req = signed("AKIDECR");
+        req.2.remove("authorization");
+        let err = check(&req, ECR_BODY).unwrap_err();
+        assert_eq!(err, AuthError::Missing);
+        assert_eq!(
+            (err.aws_code(), err.status()),
+            ("MissingAuthenticationTokenException", 403)
+        );
+    }
+
+    #[test]
+    fn date_outside_15_minutes_is_expired() {
+        let stale = sdk_signed("AKIDECR", "ecr", ECR_NOW - 20 * 60, ECR_BODY);
+        let want = "Signature expired: 20261123T113122Z is now earlier than 20261123T113722Z (20261123T115222Z - 15 min.)";
+        assert_eq!(
+            check(&stale, ECR_BODY),
+            Err(AuthError::Expired(want.into()))
+        );
+        let future = sdk_signed("AKIDECR", "ecr", ECR_NOW + 20 * 60, ECR_BODY);
+        let want = "Signature not yet current: 20261123T121122Z is still later than 20261123T120722Z (20261123T115222Z + 15 min.)";
+        assert_eq!(
+            check(&future, ECR_BODY),
+            Err(AuthError::Expired(want.into()))
+        );
+        let edge = sdk_signed("AKIDECR", "ecr", ECR_NOW - 14 * 60, ECR_BODY);
+        assert!(check(&edge, ECR_BODY).is_ok());
+    }
+
+    #[test]
+    fn scope_for_other_service_is_wrong_service() {
+        let err = check(&sdk_signed("AKIDECR", "s3", ECR_NOW, ECR_BODY), ECR_BODY).unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::WrongService {
+                expected: "ecr".into()
+            }
+        );
+        assert_eq!(err.aws_code(), "InvalidSignatureException");
+    }
+
+    #[test]
+    fn malformed_authorization_is_incomplete() {
+        let good = signed("AKIDECR");
+        let auth = good.2["authorization"].to_str().unwrap().to_string();
+        let variants = [
+            "garbage".to_string(),
+            auth.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"),
+            auth.replace("Signature=", "Sig="),
+            auth.replace("aws4_request", "aws5_request"),
+            auth.replace("/eu-west-3/", "/"),
+            auth.replace("content-type;host;", "content-type;"),
+            auth.replace("20261123/", "20261122/"),
+        ];
+        for bad in variants {
+            let mut req = good.clone();
+            req.2.insert("authorization", bad.parse().unwrap());
+            let err = check(&req, ECR_BODY).unwrap_err();
+            assert!(matches!(err, AuthError::Incomplete(_)), "{bad}: {err:?}");
+            assert_eq!(err.aws_code(), "IncompleteSignatureException");
+        }
+        let mut no_date = good;
+        no_date.2.remove("x-amz-date");
+        assert!(matches!(
+            check(&no_date, ECR_BODY),
+            Err(AuthError::Incomplete(_))
+        ));
+    }
+}

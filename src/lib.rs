@@ -1,0 +1,10 @@
+//! ecr-proxy: an OCI Distribution / Docker Registry v2 server that keeps images in Amazon ECR
+//! through the ECR API, and `emulator`, the local ECR it is tested against.
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod cli;
+pub mod digest;
+pub mod emulator;
+pub mod names;
+pub mod range;
