@@ -1,8 +1,9 @@
-//! The command line: `ecr-proxy emulator …` (and, later, `serve`). Flags can also be given as
+//! The command line: `ecr-proxy serve …` and `ecr-proxy emulator …`. Flags can also be given as
 //! `ECR_PROXY_*` environment variables. This module parses and starts things; only `main.rs`
 //! exits the process.
 
 use crate::emulator::{self, Credentials, EmulatorConfig, MissingLayers};
+use crate::{config, proxy};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,8 +26,34 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the registry: the OCI distribution API on top of Amazon ECR.
+    Serve(ServeArgs),
     /// Run the local ECR-compatible backend (AWS JSON 1.1 API, SigV4, data on disk).
     Emulator(EmulatorArgs),
+}
+
+#[derive(Parser, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [env: ECR_PROXY_LISTEN; default 127.0.0.1:5000].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file (see config/).
+    #[arg(long, env = "ECR_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Run the embedded ECR emulator on this directory and use it as ECR (no AWS needed).
+    #[arg(long)]
+    pub local: Option<PathBuf>,
+    /// How blob GETs are answered [env: ECR_PROXY_BLOB_MODE].
+    #[arg(long)]
+    pub blob_mode: Option<BlobModeArg>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BlobModeArg {
+    /// The proxy fetches the layer and streams it.
+    Stream,
+    /// 307 to ECR's presigned layer URL.
+    Redirect,
 }
 
 #[derive(Parser, Debug)]
@@ -97,6 +124,10 @@ impl EmulatorArgs {
 pub enum CliError {
     #[error(transparent)]
     Emulator(#[from] emulator::EmulatorError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] proxy::StartError),
 }
 
 /// Set up logging (`RUST_LOG` filters; default `info`).
@@ -113,6 +144,22 @@ pub fn init_logging(format: LogFormat) {
 /// Run a command until it is stopped (Ctrl-C or SIGTERM).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Serve(args) => {
+            let flags = config::Flags {
+                listen: args.listen,
+                local: args.local.clone(),
+                blob_mode: args.blob_mode.map(|m| match m {
+                    BlobModeArg::Stream => config::BlobMode::Stream,
+                    BlobModeArg::Redirect => config::BlobMode::Redirect,
+                }),
+            };
+            let config = config::load(args.config.as_deref(), &config::ProcessEnv, &flags)?;
+            let running = proxy::start(config).await?;
+            let upstream = running.emulator().map(|e| e.endpoint()).unwrap_or_else(|| "AWS".into());
+            tracing::info!(registry = %format!("http://{}", running.addr()), %upstream, "ecr-proxy ready");
+            shutdown_signal().await;
+            Ok(())
+        }
         Command::Emulator(args) => {
             let running = emulator::start(args.config()).await?;
             tracing::info!(endpoint = %running.endpoint(), data = %args.data.display(), "emulator ready");

@@ -23,6 +23,7 @@ pub use sigv4::Credentials;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The `partSize` ECR announces: 10 MiB.
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     addr: SocketAddr,
     ctx: ops::Ctx,
     faults: faults::Faults,
+    /// Seconds added to "now" when a download URL's expiry is checked (see `set_clock_skew_secs`).
+    clock_skew_secs: AtomicI64,
 }
 
 /// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
@@ -106,6 +109,12 @@ impl RunningEmulator {
     /// Wait until the server stops (it runs until shut down).
     pub async fn wait(self) {
         let _ = (&mut { self }.task).await;
+    }
+
+    /// Move the clock that download URLs are checked against by `secs` seconds: for tests of
+    /// URL expiry (3601 makes a URL handed out now expired). Nothing else uses it.
+    pub fn set_clock_skew_secs(&self, secs: i64) {
+        self.shared.clock_skew_secs.store(secs, Ordering::Relaxed);
     }
 
     pub fn shutdown(self) {
@@ -147,7 +156,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         part_size: config.part_size,
         missing_layers: config.missing_layers,
     };
-    let shared = Arc::new(Shared { config, addr, ctx, faults });
+    let shared = Arc::new(Shared { config, addr, ctx, faults, clock_skew_secs: AtomicI64::new(0) });
     tracing::info!(%addr, "ECR emulator listening");
     let task = tokio::spawn(server::accept_loop(listener, shared.clone()));
     Ok(RunningEmulator { addr, shared, task })

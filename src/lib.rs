@@ -4,7 +4,10 @@
 
 pub mod body;
 pub mod cli;
+pub mod config;
 pub mod digest;
+pub mod ecr;
 pub mod emulator;
 pub mod names;
+pub mod proxy;
 pub mod range;

@@ -1,0 +1,306 @@
+//! The proxy's configuration: a TOML file (examples in `config/`), overridden by `ECR_PROXY_*`
+//! environment variables, overridden by flags. The environment is read through the `Env` trait so
+//! tests pass a map instead of mutating the process. Everything is validated here, before any
+//! port is bound, with messages that say what to fix. AWS settings (credentials, region,
+//! `AWS_ENDPOINT_URL_ECR`) stay with the AWS SDK's own chain.
+
+use crate::ecr::{NewRepository, Upstream};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Where blob GETs get their bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobMode {
+    /// 307 to ECR's presigned layer URL.
+    Redirect,
+    /// The proxy fetches the layer and streams it.
+    Stream,
+}
+
+/// Which repositories are created on first push, and how.
+#[derive(Clone, Debug)]
+pub struct CreatePolicy {
+    pub enabled: bool,
+    /// Name patterns (`*` matches anything, `/` included); empty means every name.
+    pub patterns: Vec<String>,
+    pub settings: NewRepository,
+}
+
+impl CreatePolicy {
+    pub fn allows(&self, name: &str) -> bool {
+        self.enabled && (self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, name)))
+    }
+}
+
+fn glob(p: &str, s: &str) -> bool {
+    match p.split_once('*') {
+        None => p == s,
+        Some((head, rest)) => {
+            s.starts_with(head) && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
+        }
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub upstream: Upstream,
+    /// Cut parts of this size instead of ECR's `partSize` (5–20 MiB).
+    pub part_size: Option<u64>,
+    pub create: CreatePolicy,
+    pub session_idle: Duration,
+    pub buffer_budget: u64,
+    pub blob_mode: BlobMode,
+    /// Run the embedded emulator on this directory and use it as ECR.
+    pub local: Option<PathBuf>,
+}
+
+/// Reads configuration variables.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned()
+    }
+}
+
+/// A configuration problem, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    blob_mode: Option<BlobMode>,
+    #[serde(default)]
+    upstream: UpstreamFile,
+    #[serde(default)]
+    repositories: ReposFile,
+    #[serde(default)]
+    uploads: UploadsFile,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct UpstreamFile {
+    region: Option<String>,
+    registry_id: Option<String>,
+    endpoint_url: Option<String>,
+    part_size: Option<Size>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct ReposFile {
+    create_on_push: Option<bool>,
+    create_patterns: Option<Vec<String>>,
+    image_tag_mutability: Option<String>,
+    scan_on_push: Option<bool>,
+    encryption_type: Option<String>,
+    kms_key: Option<String>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct UploadsFile {
+    buffer_budget: Option<Size>,
+    idle_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `2GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (try `64MiB`)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => 1024 * MIB,
+        other => return Err(format!("`{other}` is not a size unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+fn size_of(s: &Size) -> Result<u64, String> {
+    match s {
+        Size::Bytes(n) => Ok(*n),
+        Size::Text(t) => parse_size(t),
+    }
+}
+
+/// Flags given on the command line (they win over everything).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub listen: Option<SocketAddr>,
+    pub local: Option<PathBuf>,
+    pub blob_mode: Option<BlobMode>,
+}
+
+/// Build the configuration from a file (optional), the environment and flags.
+pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyConfig, ConfigError> {
+    let f: File = match file {
+        None => File::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_string() })?
+        }
+    };
+    let invalid = |what: &str, msg: String| ConfigError::Invalid(format!("{what}: {msg}"));
+    let local = flags.local.clone().or_else(|| env.var("ECR_PROXY_LOCAL").map(PathBuf::from));
+
+    let listen = match (flags.listen, env.var("ECR_PROXY_LISTEN").or(f.listen)) {
+        (Some(a), _) => a,
+        (None, Some(s)) => s.parse().map_err(|_| invalid("listen", format!("`{s}` is not an address like 127.0.0.1:5000")))?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 5000)),
+    };
+    let blob_mode = match (flags.blob_mode, env.var("ECR_PROXY_BLOB_MODE")) {
+        (Some(m), _) => m,
+        (None, Some(s)) => match s.as_str() {
+            "stream" => BlobMode::Stream,
+            "redirect" => BlobMode::Redirect,
+            _ => return Err(invalid("ECR_PROXY_BLOB_MODE", format!("`{s}` must be `stream` or `redirect`"))),
+        },
+        (None, None) => f.blob_mode.unwrap_or(if local.is_some() { BlobMode::Stream } else { BlobMode::Redirect }),
+    };
+    let part_size = match env.var("ECR_PROXY_PART_SIZE").map(Size::Text).or(f.upstream.part_size) {
+        Some(s) => Some(size_of(&s).map_err(|m| invalid("part_size", m))?),
+        None => None,
+    };
+    if let Some(p) = part_size {
+        if !(5 * MIB..=20 * MIB).contains(&p) {
+            return Err(invalid("part_size", format!("{p} bytes is outside ECR's 5 MiB–20 MiB part limits")));
+        }
+    }
+    let budget = match env.var("ECR_PROXY_BUFFER_BUDGET").map(Size::Text).or(f.uploads.buffer_budget) {
+        Some(s) => size_of(&s).map_err(|m| invalid("buffer_budget", m))?,
+        None => 512 * MIB,
+    };
+    let needed = crate::proxy::sessions::writer::part_cost(part_size.unwrap_or(10 * MIB));
+    if budget < needed {
+        return Err(invalid("buffer_budget", format!("{budget} bytes cannot hold one part in flight; it needs at least {needed} ({} MiB)", needed.div_ceil(MIB))));
+    }
+    let idle_secs = match env.var("ECR_PROXY_SESSION_IDLE_SECS") {
+        Some(s) => s.parse().map_err(|_| invalid("ECR_PROXY_SESSION_IDLE_SECS", format!("`{s}` is not a number of seconds")))?,
+        None => f.uploads.idle_timeout_secs.unwrap_or(3600),
+    };
+    let r = f.repositories;
+    let create_on_push = match env.var("ECR_PROXY_CREATE_REPOSITORIES") {
+        Some(s) => s.parse().map_err(|_| invalid("ECR_PROXY_CREATE_REPOSITORIES", format!("`{s}` must be true or false")))?,
+        None => r.create_on_push.unwrap_or(local.is_some()),
+    };
+    let mutability = env.var("ECR_PROXY_TAG_MUTABILITY").or(r.image_tag_mutability).unwrap_or_else(|| "MUTABLE".into());
+    if !["MUTABLE", "IMMUTABLE"].contains(&mutability.as_str()) {
+        return Err(invalid("image_tag_mutability", format!("`{mutability}` must be MUTABLE or IMMUTABLE")));
+    }
+    let encryption_type = r.encryption_type.unwrap_or_else(|| "AES256".into());
+    if !["AES256", "KMS", "KMS_DSSE"].contains(&encryption_type.as_str()) {
+        return Err(invalid("encryption_type", format!("`{encryption_type}` must be AES256, KMS or KMS_DSSE")));
+    }
+    let patterns = env
+        .var("ECR_PROXY_CREATE_PATTERNS")
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .or(r.create_patterns)
+        .unwrap_or_default();
+    let registry_id = env.var("ECR_PROXY_REGISTRY_ID").or(f.upstream.registry_id);
+    if let Some(id) = &registry_id {
+        if !crate::names::is_registry_id(id) {
+            return Err(invalid("registry_id", format!("`{id}` must be a twelve-digit account id")));
+        }
+    }
+    Ok(ProxyConfig {
+        listen,
+        upstream: Upstream { region: f.upstream.region, endpoint_url: f.upstream.endpoint_url, static_credentials: None, registry_id },
+        part_size,
+        create: CreatePolicy {
+            enabled: create_on_push,
+            patterns,
+            settings: NewRepository { image_tag_mutability: mutability, scan_on_push: r.scan_on_push.unwrap_or(false), encryption_type, kms_key: r.kms_key },
+        },
+        session_idle: Duration::from_secs(idle_secs),
+        buffer_budget: budget,
+        blob_mode,
+        local,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_file_env_and_flags_layer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:6000\"\n[uploads]\nbuffer_budget = \"128MiB\"\n[repositories]\ncreate_on_push = true\ncreate_patterns = [\"team-*/*\"]\n").unwrap();
+        let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.buffer_budget, 128 * MIB);
+        assert!(c.create.allows("team-a/app") && !c.create.allows("other/app"));
+        let c = load(Some(&path), &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000"), ("ECR_PROXY_BUFFER_BUDGET", "64MiB")]), &Flags::default()).unwrap();
+        assert_eq!((c.listen.port(), c.buffer_budget), (7000, 64 * MIB));
+        let flags = Flags { listen: Some("127.0.0.1:8000".parse().unwrap()), ..Flags::default() };
+        assert_eq!(load(Some(&path), &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000")]), &flags).unwrap().listen.port(), 8000);
+    }
+
+    #[test]
+    fn invalid_settings_say_what_to_fix() {
+        let e = |pairs: &[(&str, &str)]| load(None, &env(pairs), &Flags::default()).unwrap_err().to_string();
+        assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "1MiB")]).contains("cannot hold one part"));
+        assert!(e(&[("ECR_PROXY_PART_SIZE", "1MiB")]).contains("5 MiB"));
+        assert!(e(&[("ECR_PROXY_LISTEN", "nowhere")]).contains("not an address"));
+        assert!(e(&[("ECR_PROXY_TAG_MUTABILITY", "SOMETIMES")]).contains("MUTABLE or IMMUTABLE"));
+        assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "12XB")]).contains("size unit"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lissen = 1\n").unwrap();
+        assert!(load(Some(&path), &env(&[]), &Flags::default()).unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn sizes_and_globs() {
+        assert_eq!(parse_size("64MiB"), Ok(64 * MIB));
+        assert_eq!(parse_size("10485760"), Ok(10 * MIB));
+        assert_eq!(parse_size("2G"), Ok(2048 * MIB));
+        assert!(parse_size("x").is_err());
+        assert!(glob("*", "a/b") && glob("a/*", "a/b/c") && !glob("a/*", "b/a"));
+    }
+}

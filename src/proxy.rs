@@ -1,0 +1,105 @@
+//! The registry server: the OCI Distribution / Docker Registry v2 API, carried out with ECR API
+//! calls. `server` accepts connections and applies the tower layers; `handlers` parse the route
+//! and answer per resource; `sessions` hold blob uploads; `error` is the one place errors become
+//! responses. This module wires them together. It must not import `aws_sdk_ecr` (see `ecr`).
+
+pub mod error;
+mod handlers;
+mod repos;
+pub mod route;
+mod server;
+pub mod sessions;
+
+use crate::config::ProxyConfig;
+use crate::ecr::{Ecr, Upstream};
+use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use sessions::Sessions;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every request handler shares.
+pub struct App {
+    pub ecr: Ecr,
+    pub sessions: Arc<Sessions>,
+    pub config: ProxyConfig,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the embedded ECR emulator could not start: {0}")]
+    Emulator(#[from] emulator::EmulatorError),
+    #[error("no AWS region is configured: set AWS_REGION (or upstream.region in the config file)")]
+    NoRegion,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running proxy (with its embedded emulator under `--local`). Dropping it stops both.
+pub struct RunningProxy {
+    addr: SocketAddr,
+    app: Arc<App>,
+    task: tokio::task::JoinHandle<()>,
+    emulator: Option<RunningEmulator>,
+}
+
+impl RunningProxy {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The embedded emulator, under `--local`.
+    pub fn emulator(&self) -> Option<&RunningEmulator> {
+        self.emulator.as_ref()
+    }
+
+    /// Upload sessions open right now.
+    pub fn open_sessions(&self) -> usize {
+        self.app.sessions.len()
+    }
+
+    /// Bytes of the buffer budget promised right now.
+    pub fn budget_in_use(&self) -> u64 {
+        self.app.sessions.budget.in_use()
+    }
+
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Start the proxy (and, under `--local`, the emulator it uses as ECR).
+pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> {
+    let mut emulator = None;
+    if let Some(dir) = &config.local {
+        let emu = emulator::start(EmulatorConfig::new(dir)).await?;
+        config.upstream = Upstream {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(emu.endpoint()),
+            static_credentials: Some(("test".into(), "test".into())),
+            registry_id: None,
+        };
+        emulator = Some(emu);
+    }
+    let ecr = Ecr::connect(&config.upstream).await;
+    if !ecr.has_region() {
+        return Err(StartError::NoRegion);
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let sessions = Arc::new(Sessions::new(config.buffer_budget, config.session_idle));
+    sessions.spawn_reaper(Duration::from_secs(30).min(config.session_idle));
+    let app = Arc::new(App { ecr, sessions, config });
+    tracing::info!(%addr, "registry listening");
+    let task = tokio::spawn(server::accept_loop(listener, app.clone()));
+    Ok(RunningProxy { addr, app, task, emulator })
+}

@@ -1,0 +1,98 @@
+//! Request dispatch: parse the route, open the request's span, call the resource's handler, and
+//! hand any error to `RegistryError::into_response`. One file per resource under `handlers/`.
+//! Handlers must not build error bodies themselves, nor call `aws_sdk_ecr` (they use `ecr::Ecr`).
+
+mod blobs;
+mod manifests;
+mod uploads;
+
+use super::error::{RegistryError, RegistryResult};
+use super::route::{self, Route, RouteError};
+use super::App;
+use crate::body::{self, Body};
+use http::{header, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let head = req.method() == Method::HEAD;
+    let route = match route::parse(req.uri().path()) {
+        Ok(r) => r,
+        Err(e) => return Ok(route_error(e).into_response(head)),
+    };
+    let span = tracing::info_span!("request", method = %req.method(), route = route_kind(&route), repository = route_name(&route).unwrap_or(""));
+    let method = req.method().clone();
+    let result = async {
+        let r = handle(&app, method.clone(), route, req).await;
+        match &r {
+            Ok(resp) => tracing::info!(status = resp.status().as_u16(), "answered"),
+            Err(e) => tracing::info!(status = e.code_and_status().1.as_u16(), code = e.code_and_status().0, "{e}"),
+        }
+        r
+    }
+    .instrument(span)
+    .await;
+    Ok(result.unwrap_or_else(|e| e.into_response(head)))
+}
+
+async fn handle(app: &App, method: Method, route: Route, req: Request<Incoming>) -> RegistryResult<Response<Body>> {
+    match (method, route) {
+        (Method::GET | Method::HEAD, Route::Base) => Ok(empty(StatusCode::OK).header(header::CONTENT_TYPE, "application/json").body(body::full("{}")).expect("valid")),
+        (Method::POST, Route::UploadStart { name }) => uploads::start(app, &name, req).await,
+        (Method::PATCH, Route::Upload { name, id }) => uploads::patch(app, &name, &id, req).await,
+        (Method::PUT, Route::Upload { name, id }) => uploads::put(app, &name, &id, req).await,
+        (Method::GET, Route::Upload { name, id }) => uploads::status(app, &name, &id).await,
+        (Method::DELETE, Route::Upload { name, id }) => uploads::cancel(app, &name, &id).await,
+        (Method::HEAD, Route::Blob { name, digest }) => blobs::head(app, &name, &digest).await,
+        (Method::DELETE, Route::Blob { .. }) => Err(RegistryError::Unsupported("ECR cannot delete a layer; delete the manifests that use it".into())),
+        (Method::PUT, Route::Manifest { name, reference }) => manifests::put(app, &name, &reference, req).await,
+        _ => Err(RegistryError::MethodNotAllowed),
+    }
+}
+
+fn route_error(e: RouteError) -> RegistryError {
+    match e {
+        RouteError::NotFound => RegistryError::NotFound,
+        RouteError::NameInvalid(n) => RegistryError::NameInvalid(format!("`{n}` is not a valid repository name")),
+        RouteError::DigestInvalid(d) => RegistryError::DigestInvalid(format!("`{d}` is not a sha256 digest")),
+        RouteError::TagInvalid(t) => RegistryError::TagInvalid(format!("`{t}` is not a valid tag")),
+    }
+}
+
+fn route_kind(r: &Route) -> &'static str {
+    match r {
+        Route::Base => "base",
+        Route::Catalog => "catalog",
+        Route::Tags { .. } => "tags",
+        Route::Manifest { .. } => "manifest",
+        Route::Blob { .. } => "blob",
+        Route::UploadStart { .. } | Route::Upload { .. } => "upload",
+        Route::Referrers { .. } => "referrers",
+    }
+}
+
+fn route_name(r: &Route) -> Option<&str> {
+    match r {
+        Route::Base | Route::Catalog => None,
+        Route::Tags { name } | Route::Manifest { name, .. } | Route::Blob { name, .. } => Some(name),
+        Route::UploadStart { name } | Route::Upload { name, .. } | Route::Referrers { name, .. } => Some(name),
+    }
+}
+
+/// A response builder with `status` and an empty-body `Content-Length`.
+fn empty(status: StatusCode) -> http::response::Builder {
+    Response::builder().status(status)
+}
+
+/// 201 for a blob now in the repository.
+fn blob_created(name: &str, digest: &crate::digest::Digest) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, format!("/v2/{name}/blobs/{digest}"))
+        .header("Docker-Content-Digest", digest.as_str())
+        .header(header::CONTENT_LENGTH, 0)
+        .body(body::empty())
+        .expect("valid response")
+}

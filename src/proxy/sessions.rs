@@ -1,0 +1,121 @@
+//! Blob upload sessions: a table keyed by unguessable ids, each bound to its repository and its
+//! ECR upload, holding the bytes received and acknowledged, the running SHA-256, the buffered
+//! tail, and when it was last touched. Idle sessions expire (their memory returns to the budget).
+//! This module keeps state; `writer` moves bytes; handlers speak HTTP.
+
+pub mod budget;
+pub mod writer;
+
+use budget::Budget;
+use dashmap::DashMap;
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use writer::PartBuf;
+
+/// One upload in progress.
+pub struct Session {
+    pub id: String,
+    pub repo: String,
+    pub ecr_upload_id: String,
+    pub part_size: u64,
+    /// Bytes accepted from the client.
+    pub received: u64,
+    /// Bytes ECR has acknowledged.
+    pub committed: u64,
+    pub hasher: Sha256,
+    pub tail: Option<PartBuf>,
+    pub budget: Budget,
+    pub last_touched: Instant,
+}
+
+impl Session {
+    /// The `Range` header value for what has been received (distribution's convention: `0-0` when empty).
+    pub fn range(&self) -> String {
+        format!("0-{}", self.received.saturating_sub(1))
+    }
+
+    pub fn location(&self) -> String {
+        format!("/v2/{}/blobs/uploads/{}", self.repo, self.id)
+    }
+}
+
+pub type SessionRef = Arc<Mutex<Session>>;
+
+/// All sessions, and the budget their buffers draw on.
+pub struct Sessions {
+    table: DashMap<String, SessionRef>,
+    pub budget: Budget,
+    idle: Duration,
+}
+
+impl Sessions {
+    pub fn new(budget_bytes: u64, idle: Duration) -> Sessions {
+        Sessions { table: DashMap::new(), budget: Budget::new(budget_bytes), idle }
+    }
+
+    /// Register a new session for `repo` and ECR upload `ecr_upload_id`.
+    pub fn create(&self, repo: &str, ecr_upload_id: String, part_size: u64) -> SessionRef {
+        let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let s = Arc::new(Mutex::new(Session {
+            id: id.clone(),
+            repo: repo.to_string(),
+            ecr_upload_id,
+            part_size,
+            received: 0,
+            committed: 0,
+            hasher: <Sha256 as sha2::Digest>::new(),
+            tail: None,
+            budget: self.budget.clone(),
+            last_touched: Instant::now(),
+        }));
+        self.table.insert(id, s.clone());
+        s
+    }
+
+    /// The session `id` if it exists and belongs to `repo`.
+    pub async fn get(&self, repo: &str, id: &str) -> Option<SessionRef> {
+        let s = self.table.get(id).map(|e| e.value().clone())?;
+        let ok = s.lock().await.repo == repo;
+        ok.then_some(s)
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.table.remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Drop sessions idle for longer than the configured time (busy ones are skipped).
+    pub fn expire(&self) -> usize {
+        let now = Instant::now();
+        let before = self.table.len();
+        self.table.retain(|_, s| match s.try_lock() {
+            Ok(s) => now.duration_since(s.last_touched) < self.idle,
+            Err(_) => true,
+        });
+        before - self.table.len()
+    }
+
+    /// Run `expire` every `every` until the table is dropped.
+    pub fn spawn_reaper(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(s) = weak.upgrade() else { return };
+                let n = s.expire();
+                if n > 0 {
+                    tracing::info!(expired = n, "expired idle upload sessions");
+                }
+            }
+        });
+    }
+}
