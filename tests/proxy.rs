@@ -1,0 +1,11 @@
+//! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
+//! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
+
+#[path = "proxy/errors.rs"]
+mod errors;
+#[path = "proxy/memory.rs"]
+mod memory;
+#[path = "proxy/support.rs"]
+mod support;
+#[path = "proxy/uploads.rs"]
+mod uploads;

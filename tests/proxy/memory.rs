@@ -1,0 +1,1 @@
+//! Memory: placeholder replaced below.
