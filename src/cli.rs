@@ -9,10 +9,19 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "ecr-proxy", version, about = "An OCI registry that keeps images in Amazon ECR")]
+#[command(
+    name = "ecr-proxy",
+    version,
+    about = "An OCI registry that keeps images in Amazon ECR"
+)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "ECR_PROXY_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "ECR_PROXY_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -59,13 +68,21 @@ pub enum BlobModeArg {
 #[derive(Parser, Debug)]
 pub struct EmulatorArgs {
     /// Address to listen on.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_LISTEN", default_value = "127.0.0.1:5100")]
+    #[arg(
+        long,
+        env = "ECR_PROXY_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:5100"
+    )]
     pub listen: SocketAddr,
     /// Directory for repositories, layers, manifests and uploads (created if missing).
     #[arg(long, env = "ECR_PROXY_EMULATOR_DATA")]
     pub data: PathBuf,
     /// The twelve-digit account id of the emulated registry.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_ACCOUNT_ID", default_value = "123456789012")]
+    #[arg(
+        long,
+        env = "ECR_PROXY_EMULATOR_ACCOUNT_ID",
+        default_value = "123456789012"
+    )]
     pub account_id: String,
     #[arg(long, env = "ECR_PROXY_EMULATOR_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -73,13 +90,22 @@ pub struct EmulatorArgs {
     #[arg(long, env = "ECR_PROXY_EMULATOR_ACCESS_KEY_ID", default_value = "test")]
     pub access_key_id: String,
     /// The secret access key requests must be signed with.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_SECRET_ACCESS_KEY", default_value = "test", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ECR_PROXY_EMULATOR_SECRET_ACCESS_KEY",
+        default_value = "test",
+        hide_env_values = true
+    )]
     pub secret_access_key: String,
     /// The `partSize` InitiateLayerUpload announces, in bytes (5–20 MiB).
     #[arg(long, env = "ECR_PROXY_EMULATOR_PART_SIZE", default_value_t = emulator::DEFAULT_PART_SIZE)]
     pub part_size: u64,
     /// How BatchCheckLayerAvailability reports an absent layer.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_MISSING_LAYERS", default_value = "failure")]
+    #[arg(
+        long,
+        env = "ECR_PROXY_EMULATOR_MISSING_LAYERS",
+        default_value = "failure"
+    )]
     pub missing_layers: MissingLayersArg,
     /// Fault injection, e.g. `UploadLayerPart:throttle=0.2,drop=0.1;*:latency=5ms`.
     #[arg(long, env = "ECR_PROXY_EMULATOR_FAULTS", default_value = "")]
@@ -134,7 +160,9 @@ pub enum CliError {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -155,7 +183,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let config = config::load(args.config.as_deref(), &config::ProcessEnv, &flags)?;
             let running = proxy::start(config).await?;
-            let upstream = running.emulator().map(|e| e.endpoint()).unwrap_or_else(|| "AWS".into());
+            let upstream = running
+                .emulator()
+                .map(|e| e.endpoint())
+                .unwrap_or_else(|| "AWS".into());
             tracing::info!(registry = %format!("http://{}", running.addr()), %upstream, "ecr-proxy ready");
             shutdown_signal().await;
             Ok(())

@@ -42,7 +42,8 @@ fn glob(p: &str, s: &str) -> bool {
     match p.split_once('*') {
         None => p == s,
         Some((head, rest)) => {
-            s.starts_with(head) && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
+            s.starts_with(head)
+                && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
         }
     }
 }
@@ -86,7 +87,10 @@ impl Env for HashMap<String, String> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
@@ -145,15 +149,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (try `64MiB`)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try `64MiB`)"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => MIB,
         "g" | "gb" | "gib" => 1024 * MIB,
-        other => return Err(format!("`{other}` is not a size unit (use KiB, MiB or GiB)")),
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit (use KiB, MiB or GiB)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 fn size_of(s: &Size) -> Result<u64, String> {
@@ -176,16 +187,30 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
     let f: File = match file {
         None => File::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_string() })?
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.into(),
+                message: e.message().to_string(),
+            })?
         }
     };
     let invalid = |what: &str, msg: String| ConfigError::Invalid(format!("{what}: {msg}"));
-    let local = flags.local.clone().or_else(|| env.var("ECR_PROXY_LOCAL").map(PathBuf::from));
+    let local = flags
+        .local
+        .clone()
+        .or_else(|| env.var("ECR_PROXY_LOCAL").map(PathBuf::from));
 
     let listen = match (flags.listen, env.var("ECR_PROXY_LISTEN").or(f.listen)) {
         (Some(a), _) => a,
-        (None, Some(s)) => s.parse().map_err(|_| invalid("listen", format!("`{s}` is not an address like 127.0.0.1:5000")))?,
+        (None, Some(s)) => s.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{s}` is not an address like 127.0.0.1:5000"),
+            )
+        })?,
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 5000)),
     };
     let blob_mode = match (flags.blob_mode, env.var("ECR_PROXY_BLOB_MODE")) {
@@ -193,20 +218,40 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         (None, Some(s)) => match s.as_str() {
             "stream" => BlobMode::Stream,
             "redirect" => BlobMode::Redirect,
-            _ => return Err(invalid("ECR_PROXY_BLOB_MODE", format!("`{s}` must be `stream` or `redirect`"))),
+            _ => {
+                return Err(invalid(
+                    "ECR_PROXY_BLOB_MODE",
+                    format!("`{s}` must be `stream` or `redirect`"),
+                ))
+            }
         },
-        (None, None) => f.blob_mode.unwrap_or(if local.is_some() { BlobMode::Stream } else { BlobMode::Redirect }),
+        (None, None) => f.blob_mode.unwrap_or(if local.is_some() {
+            BlobMode::Stream
+        } else {
+            BlobMode::Redirect
+        }),
     };
-    let part_size = match env.var("ECR_PROXY_PART_SIZE").map(Size::Text).or(f.upstream.part_size) {
+    let part_size = match env
+        .var("ECR_PROXY_PART_SIZE")
+        .map(Size::Text)
+        .or(f.upstream.part_size)
+    {
         Some(s) => Some(size_of(&s).map_err(|m| invalid("part_size", m))?),
         None => None,
     };
     if let Some(p) = part_size {
         if !(5 * MIB..=20 * MIB).contains(&p) {
-            return Err(invalid("part_size", format!("{p} bytes is outside ECR's 5 MiB–20 MiB part limits")));
+            return Err(invalid(
+                "part_size",
+                format!("{p} bytes is outside ECR's 5 MiB–20 MiB part limits"),
+            ));
         }
     }
-    let budget = match env.var("ECR_PROXY_BUFFER_BUDGET").map(Size::Text).or(f.uploads.buffer_budget) {
+    let budget = match env
+        .var("ECR_PROXY_BUFFER_BUDGET")
+        .map(Size::Text)
+        .or(f.uploads.buffer_budget)
+    {
         Some(s) => size_of(&s).map_err(|m| invalid("buffer_budget", m))?,
         None => 512 * MIB,
     };
@@ -215,41 +260,78 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         return Err(invalid("buffer_budget", format!("{budget} bytes cannot hold one part in flight; it needs at least {needed} ({} MiB)", needed.div_ceil(MIB))));
     }
     let idle_secs = match env.var("ECR_PROXY_SESSION_IDLE_SECS") {
-        Some(s) => s.parse().map_err(|_| invalid("ECR_PROXY_SESSION_IDLE_SECS", format!("`{s}` is not a number of seconds")))?,
+        Some(s) => s.parse().map_err(|_| {
+            invalid(
+                "ECR_PROXY_SESSION_IDLE_SECS",
+                format!("`{s}` is not a number of seconds"),
+            )
+        })?,
         None => f.uploads.idle_timeout_secs.unwrap_or(3600),
     };
     let r = f.repositories;
     let create_on_push = match env.var("ECR_PROXY_CREATE_REPOSITORIES") {
-        Some(s) => s.parse().map_err(|_| invalid("ECR_PROXY_CREATE_REPOSITORIES", format!("`{s}` must be true or false")))?,
+        Some(s) => s.parse().map_err(|_| {
+            invalid(
+                "ECR_PROXY_CREATE_REPOSITORIES",
+                format!("`{s}` must be true or false"),
+            )
+        })?,
         None => r.create_on_push.unwrap_or(local.is_some()),
     };
-    let mutability = env.var("ECR_PROXY_TAG_MUTABILITY").or(r.image_tag_mutability).unwrap_or_else(|| "MUTABLE".into());
+    let mutability = env
+        .var("ECR_PROXY_TAG_MUTABILITY")
+        .or(r.image_tag_mutability)
+        .unwrap_or_else(|| "MUTABLE".into());
     if !["MUTABLE", "IMMUTABLE"].contains(&mutability.as_str()) {
-        return Err(invalid("image_tag_mutability", format!("`{mutability}` must be MUTABLE or IMMUTABLE")));
+        return Err(invalid(
+            "image_tag_mutability",
+            format!("`{mutability}` must be MUTABLE or IMMUTABLE"),
+        ));
     }
     let encryption_type = r.encryption_type.unwrap_or_else(|| "AES256".into());
     if !["AES256", "KMS", "KMS_DSSE"].contains(&encryption_type.as_str()) {
-        return Err(invalid("encryption_type", format!("`{encryption_type}` must be AES256, KMS or KMS_DSSE")));
+        return Err(invalid(
+            "encryption_type",
+            format!("`{encryption_type}` must be AES256, KMS or KMS_DSSE"),
+        ));
     }
     let patterns = env
         .var("ECR_PROXY_CREATE_PATTERNS")
-        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
         .or(r.create_patterns)
         .unwrap_or_default();
     let registry_id = env.var("ECR_PROXY_REGISTRY_ID").or(f.upstream.registry_id);
     if let Some(id) = &registry_id {
         if !crate::names::is_registry_id(id) {
-            return Err(invalid("registry_id", format!("`{id}` must be a twelve-digit account id")));
+            return Err(invalid(
+                "registry_id",
+                format!("`{id}` must be a twelve-digit account id"),
+            ));
         }
     }
     Ok(ProxyConfig {
         listen,
-        upstream: Upstream { region: f.upstream.region, endpoint_url: f.upstream.endpoint_url, static_credentials: None, registry_id },
+        upstream: Upstream {
+            region: f.upstream.region,
+            endpoint_url: f.upstream.endpoint_url,
+            static_credentials: None,
+            registry_id,
+        },
         part_size,
         create: CreatePolicy {
             enabled: create_on_push,
             patterns,
-            settings: NewRepository { image_tag_mutability: mutability, scan_on_push: r.scan_on_push.unwrap_or(false), encryption_type, kms_key: r.kms_key },
+            settings: NewRepository {
+                image_tag_mutability: mutability,
+                scan_on_push: r.scan_on_push.unwrap_or(false),
+                encryption_type,
+                kms_key: r.kms_key,
+            },
         },
         session_idle: Duration::from_secs(idle_secs),
         buffer_budget: budget,
@@ -263,7 +345,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -275,15 +360,40 @@ mod tests {
         assert_eq!(c.listen.port(), 6000);
         assert_eq!(c.buffer_budget, 128 * MIB);
         assert!(c.create.allows("team-a/app") && !c.create.allows("other/app"));
-        let c = load(Some(&path), &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000"), ("ECR_PROXY_BUFFER_BUDGET", "64MiB")]), &Flags::default()).unwrap();
+        let c = load(
+            Some(&path),
+            &env(&[
+                ("ECR_PROXY_LISTEN", "127.0.0.1:7000"),
+                ("ECR_PROXY_BUFFER_BUDGET", "64MiB"),
+            ]),
+            &Flags::default(),
+        )
+        .unwrap();
         assert_eq!((c.listen.port(), c.buffer_budget), (7000, 64 * MIB));
-        let flags = Flags { listen: Some("127.0.0.1:8000".parse().unwrap()), ..Flags::default() };
-        assert_eq!(load(Some(&path), &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000")]), &flags).unwrap().listen.port(), 8000);
+        let flags = Flags {
+            listen: Some("127.0.0.1:8000".parse().unwrap()),
+            ..Flags::default()
+        };
+        assert_eq!(
+            load(
+                Some(&path),
+                &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000")]),
+                &flags
+            )
+            .unwrap()
+            .listen
+            .port(),
+            8000
+        );
     }
 
     #[test]
     fn invalid_settings_say_what_to_fix() {
-        let e = |pairs: &[(&str, &str)]| load(None, &env(pairs), &Flags::default()).unwrap_err().to_string();
+        let e = |pairs: &[(&str, &str)]| {
+            load(None, &env(pairs), &Flags::default())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "1MiB")]).contains("cannot hold one part"));
         assert!(e(&[("ECR_PROXY_PART_SIZE", "1MiB")]).contains("5 MiB"));
         assert!(e(&[("ECR_PROXY_LISTEN", "nowhere")]).contains("not an address"));
@@ -292,7 +402,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lissen = 1\n").unwrap();
-        assert!(load(Some(&path), &env(&[]), &Flags::default()).unwrap_err().to_string().contains("unknown field"));
+        assert!(load(Some(&path), &env(&[]), &Flags::default())
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field"));
     }
 
     #[test]

@@ -88,9 +88,18 @@ mod tests {
         assert!(d.is_empty_blob());
         assert_eq!(Digest::of(b""), d);
         assert_eq!(d.hex().len(), 64);
-        assert!(matches!(Digest::parse("sha256:ABC"), Err(DigestError::Malformed(_))));
-        assert!(matches!(Digest::parse("sha256:abc"), Err(DigestError::Malformed(_))));
-        assert!(matches!(Digest::parse("nocolon"), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            Digest::parse("sha256:ABC"),
+            Err(DigestError::Malformed(_))
+        ));
+        assert!(matches!(
+            Digest::parse("sha256:abc"),
+            Err(DigestError::Malformed(_))
+        ));
+        assert!(matches!(
+            Digest::parse("nocolon"),
+            Err(DigestError::Malformed(_))
+        ));
         assert!(matches!(
             Digest::parse(&format!("sha512:{}", "a".repeat(128))),
             Err(DigestError::UnsupportedAlgorithm(_))

@@ -72,14 +72,23 @@ impl Ecr {
             loader = loader.region(aws_config::Region::new(r.clone()));
         }
         if let Some((id, secret)) = &upstream.static_credentials {
-            loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(id, secret, None, None, "ecr-proxy-static"));
+            loader = loader.credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                id,
+                secret,
+                None,
+                None,
+                "ecr-proxy-static",
+            ));
         }
         let shared = loader.load().await;
         let mut conf = aws_sdk_ecr::config::Builder::from(&shared);
         if let Some(url) = &upstream.endpoint_url {
             conf = conf.endpoint_url(url);
         }
-        Ecr { client: Client::from_conf(conf.build()), registry_id: upstream.registry_id.clone() }
+        Ecr {
+            client: Client::from_conf(conf.build()),
+            registry_id: upstream.registry_id.clone(),
+        }
     }
 
     /// Whether a region is configured (the SDK cannot sign without one).
@@ -88,19 +97,32 @@ impl Ecr {
     }
 
     pub async fn create_repository(&self, name: &str, s: &NewRepository) -> Result<()> {
-        use aws_sdk_ecr::types::{EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability};
+        use aws_sdk_ecr::types::{
+            EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
+        };
         let enc = EncryptionConfiguration::builder()
             .encryption_type(EncryptionType::from(s.encryption_type.as_str()))
             .set_kms_key(s.kms_key.clone())
             .build()
-            .map_err(|e| EcrError::new(ErrorKind::InvalidParameter, "CreateRepository", "BuildError", e.to_string()))?;
+            .map_err(|e| {
+                EcrError::new(
+                    ErrorKind::InvalidParameter,
+                    "CreateRepository",
+                    "BuildError",
+                    e.to_string(),
+                )
+            })?;
         let call = self
             .client
             .create_repository()
             .set_registry_id(self.registry_id.clone())
             .repository_name(name)
             .image_tag_mutability(ImageTagMutability::from(s.image_tag_mutability.as_str()))
-            .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(s.scan_on_push).build())
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(s.scan_on_push)
+                    .build(),
+            )
             .encryption_configuration(enc);
         match sdk!("CreateRepository", call) {
             Err(e) if e.kind == ErrorKind::RepositoryAlreadyExists => Ok(()),
@@ -112,7 +134,10 @@ impl Ecr {
     pub async fn initiate_upload(&self, repo: &str) -> Result<(String, u64)> {
         let out = sdk!(
             "InitiateLayerUpload",
-            self.client.initiate_layer_upload().set_registry_id(self.registry_id.clone()).repository_name(repo)
+            self.client
+                .initiate_layer_upload()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
         )?;
         let id = out.upload_id().unwrap_or_default().to_string();
         Ok((id, out.part_size().unwrap_or(0).max(0) as u64))
@@ -121,7 +146,13 @@ impl Ecr {
     /// Upload bytes `first..first+data.len()`. A part that already landed (the answer was lost
     /// and the SDK retried) is reported by ECR as out of order with `lastValidByteReceived` at
     /// its end: that is success.
-    pub async fn upload_part(&self, repo: &str, upload_id: &str, first: u64, data: Vec<u8>) -> Result<()> {
+    pub async fn upload_part(
+        &self,
+        repo: &str,
+        upload_id: &str,
+        first: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
         let last = first + data.len() as u64 - 1;
         let call = self
             .client
@@ -145,7 +176,12 @@ impl Ecr {
                     })
                     .is_some_and(|lv| lv == last as i64);
                 if landed {
-                    tracing::info!(upload_id, first, last, "part had already landed (retried after a lost answer)");
+                    tracing::info!(
+                        upload_id,
+                        first,
+                        last,
+                        "part had already landed (retried after a lost answer)"
+                    );
                     Ok(())
                 } else {
                     Err(EcrError::from_sdk("UploadLayerPart", &e))
@@ -185,14 +221,24 @@ impl Ecr {
             .map(|d| {
                 out.layers()
                     .iter()
-                    .find(|l| l.layer_digest() == Some(d.as_str()) && l.layer_availability() == Some(&LayerAvailability::Available))
+                    .find(|l| {
+                        l.layer_digest() == Some(d.as_str())
+                            && l.layer_availability() == Some(&LayerAvailability::Available)
+                    })
                     .map(|l| l.layer_size().unwrap_or(0).max(0) as u64)
             })
             .collect())
     }
 
     /// Store a manifest; returns the digest ECR computed.
-    pub async fn put_image(&self, repo: &str, manifest: &str, media_type: &str, tag: Option<&str>, digest: Option<&str>) -> Result<String> {
+    pub async fn put_image(
+        &self,
+        repo: &str,
+        manifest: &str,
+        media_type: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<String> {
         let out = sdk!(
             "PutImage",
             self.client
@@ -204,12 +250,26 @@ impl Ecr {
                 .set_image_tag(tag.map(str::to_string))
                 .set_image_digest(digest.map(str::to_string))
         )?;
-        Ok(out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).unwrap_or_default().to_string())
+        Ok(out
+            .image()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// Fetch one manifest by tag or digest; `None` when ECR has no such image (in an accepted type).
-    pub async fn get_image(&self, repo: &str, tag: Option<&str>, digest: Option<&str>, accepted: &[String]) -> Result<Option<Image>> {
-        let id = ImageIdentifier::builder().set_image_tag(tag.map(str::to_string)).set_image_digest(digest.map(str::to_string)).build();
+    pub async fn get_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+        accepted: &[String],
+    ) -> Result<Option<Image>> {
+        let id = ImageIdentifier::builder()
+            .set_image_tag(tag.map(str::to_string))
+            .set_image_digest(digest.map(str::to_string))
+            .build();
         let out = sdk!(
             "BatchGetImage",
             self.client
@@ -220,24 +280,51 @@ impl Ecr {
                 .set_accepted_media_types((!accepted.is_empty()).then(|| accepted.to_vec()))
         )?;
         Ok(out.images().first().map(|i| Image {
-            digest: i.image_id().and_then(|id| id.image_digest()).unwrap_or_default().to_string(),
+            digest: i
+                .image_id()
+                .and_then(|id| id.image_digest())
+                .unwrap_or_default()
+                .to_string(),
             manifest: i.image_manifest().unwrap_or_default().to_string(),
-            media_type: i.image_manifest_media_type().unwrap_or_default().to_string(),
+            media_type: i
+                .image_manifest_media_type()
+                .unwrap_or_default()
+                .to_string(),
         }))
     }
 
     /// Delete by tag (the tag only) or by digest (the image). `false` when there was nothing to delete.
-    pub async fn delete_image(&self, repo: &str, tag: Option<&str>, digest: Option<&str>) -> Result<bool> {
-        let id = ImageIdentifier::builder().set_image_tag(tag.map(str::to_string)).set_image_digest(digest.map(str::to_string)).build();
+    pub async fn delete_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<bool> {
+        let id = ImageIdentifier::builder()
+            .set_image_tag(tag.map(str::to_string))
+            .set_image_digest(digest.map(str::to_string))
+            .build();
         let out = sdk!(
             "BatchDeleteImage",
-            self.client.batch_delete_image().set_registry_id(self.registry_id.clone()).repository_name(repo).image_ids(id)
+            self.client
+                .batch_delete_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .image_ids(id)
         )?;
         if let Some(f) = out.failures().first() {
-            let code = f.failure_code().map(|c| c.as_str().to_string()).unwrap_or_default();
+            let code = f
+                .failure_code()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default();
             if code != "ImageNotFound" {
                 let msg = f.failure_reason().unwrap_or_default().to_string();
-                return Err(EcrError::new(ErrorKind::Other, "BatchDeleteImage", &code, msg));
+                return Err(EcrError::new(
+                    ErrorKind::Other,
+                    "BatchDeleteImage",
+                    &code,
+                    msg,
+                ));
             }
         }
         Ok(!out.image_ids().is_empty())
@@ -254,11 +341,19 @@ impl Ecr {
                     .list_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repo)
-                    .filter(ListImagesFilter::builder().tag_status(TagStatus::Tagged).build())
+                    .filter(
+                        ListImagesFilter::builder()
+                            .tag_status(TagStatus::Tagged)
+                            .build()
+                    )
                     .max_results(1000)
                     .set_next_token(token)
             )?;
-            tags.extend(out.image_ids().iter().filter_map(|i| i.image_tag().map(str::to_string)));
+            tags.extend(
+                out.image_ids()
+                    .iter()
+                    .filter_map(|i| i.image_tag().map(str::to_string)),
+            );
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(tags),
@@ -273,9 +368,17 @@ impl Ecr {
         loop {
             let out = sdk!(
                 "DescribeRepositories",
-                self.client.describe_repositories().set_registry_id(self.registry_id.clone()).max_results(1000).set_next_token(token)
+                self.client
+                    .describe_repositories()
+                    .set_registry_id(self.registry_id.clone())
+                    .max_results(1000)
+                    .set_next_token(token)
             )?;
-            names.extend(out.repositories().iter().filter_map(|r| r.repository_name().map(str::to_string)));
+            names.extend(
+                out.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_string)),
+            );
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(names),
@@ -287,19 +390,39 @@ impl Ecr {
     pub async fn download_url(&self, repo: &str, digest: &str) -> Result<String> {
         let out = sdk!(
             "GetDownloadUrlForLayer",
-            self.client.get_download_url_for_layer().set_registry_id(self.registry_id.clone()).repository_name(repo).layer_digest(digest)
+            self.client
+                .get_download_url_for_layer()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .layer_digest(digest)
         )?;
         Ok(out.download_url().unwrap_or_default().to_string())
     }
 
     /// The manifests whose `subject` is `digest` (all pages), optionally of one artifact type.
-    pub async fn list_referrers(&self, repo: &str, digest: &str, artifact_type: Option<&str>) -> Result<Vec<Referrer>> {
+    pub async fn list_referrers(
+        &self,
+        repo: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
         use aws_sdk_ecr::types::{ListImageReferrersFilter, SubjectIdentifier};
         let subject = SubjectIdentifier::builder()
             .image_digest(digest)
             .build()
-            .map_err(|e| EcrError::new(ErrorKind::InvalidParameter, "ListImageReferrers", "BuildError", e.to_string()))?;
-        let filter = artifact_type.map(|t| ListImageReferrersFilter::builder().artifact_types(t).build());
+            .map_err(|e| {
+                EcrError::new(
+                    ErrorKind::InvalidParameter,
+                    "ListImageReferrers",
+                    "BuildError",
+                    e.to_string(),
+                )
+            })?;
+        let filter = artifact_type.map(|t| {
+            ListImageReferrersFilter::builder()
+                .artifact_types(t)
+                .build()
+        });
         let mut out_list = Vec::new();
         let mut token = None;
         loop {
@@ -313,12 +436,17 @@ impl Ecr {
                     .set_filter(filter.clone())
                     .set_next_token(token)
             )?;
-            out_list.extend(out.referrers().iter().map(|r| Referrer {
-                digest: r.digest().to_string(),
-                media_type: r.media_type().to_string(),
-                artifact_type: r.artifact_type().map(str::to_string),
-                size: r.size(),
-                annotations: r.annotations().map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+            out_list.extend(out.referrers().iter().map(|r| {
+                Referrer {
+                    digest: r.digest().to_string(),
+                    media_type: r.media_type().to_string(),
+                    artifact_type: r.artifact_type().map(str::to_string),
+                    size: r.size(),
+                    annotations: r
+                        .annotations()
+                        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                }
             }));
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),

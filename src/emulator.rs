@@ -53,7 +53,10 @@ impl EmulatorConfig {
             data_dir: data_dir.into(),
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
-            credentials: vec![Credentials { access_key_id: "test".into(), secret_access_key: "test".into() }],
+            credentials: vec![Credentials {
+                access_key_id: "test".into(),
+                secret_access_key: "test".into(),
+            }],
             part_size: DEFAULT_PART_SIZE,
             missing_layers: MissingLayers::Failure,
             faults: String::new(),
@@ -68,9 +71,15 @@ pub enum EmulatorError {
     #[error("invalid emulator configuration: {0}")]
     Config(String),
     #[error("cannot open the data directory {path}: {source}")]
-    Store { path: PathBuf, source: std::io::Error },
+    Store {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// State shared by every connection.
@@ -103,7 +112,12 @@ impl RunningEmulator {
     /// The sizes of the parts layer `digest` of `repo` was uploaded in (for tests of re-chunking).
     pub fn layer_parts(&self, repo: &str, digest: &str) -> Option<Vec<u64>> {
         let index = self.shared.ctx.store.lock();
-        index.repos.get(repo)?.layers.get(digest).map(|l| l.parts.clone())
+        index
+            .repos
+            .get(repo)?
+            .layers
+            .get(digest)
+            .map(|l| l.parts.clone())
     }
 
     /// Wait until the server stops (it runs until shut down).
@@ -131,24 +145,44 @@ impl Drop for RunningEmulator {
 /// Open the data directory, bind, and serve in the background.
 pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
     if !crate::names::is_registry_id(&config.account_id) {
-        return Err(EmulatorError::Config(format!("account id `{}` must be twelve digits", config.account_id)));
+        return Err(EmulatorError::Config(format!(
+            "account id `{}` must be twelve digits",
+            config.account_id
+        )));
     }
     if config.credentials.is_empty() {
-        return Err(EmulatorError::Config("at least one access key is needed".into()));
+        return Err(EmulatorError::Config(
+            "at least one access key is needed".into(),
+        ));
     }
     if !(5 * 1024 * 1024..=20 * 1024 * 1024).contains(&config.part_size) {
-        return Err(EmulatorError::Config(format!("part size {} must be between 5 MiB and 20 MiB", config.part_size)));
+        return Err(EmulatorError::Config(format!(
+            "part size {} must be between 5 MiB and 20 MiB",
+            config.part_size
+        )));
     }
-    let faults = faults::Faults::parse(&config.faults, config.fault_seed).map_err(EmulatorError::Config)?;
+    let faults =
+        faults::Faults::parse(&config.faults, config.fault_seed).map_err(EmulatorError::Config)?;
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::Store::open(&dir))
         .await
         .expect("store loading does not panic")
-        .map_err(|source| EmulatorError::Store { path: config.data_dir.clone(), source })?;
+        .map_err(|source| EmulatorError::Store {
+            path: config.data_dir.clone(),
+            source,
+        })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+        .map_err(|source| EmulatorError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| EmulatorError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let ctx = ops::Ctx {
         store,
         account: config.account_id.clone(),
@@ -156,7 +190,13 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         part_size: config.part_size,
         missing_layers: config.missing_layers,
     };
-    let shared = Arc::new(Shared { config, addr, ctx, faults, clock_skew_secs: AtomicI64::new(0) });
+    let shared = Arc::new(Shared {
+        config,
+        addr,
+        ctx,
+        faults,
+        clock_skew_secs: AtomicI64::new(0),
+    });
     tracing::info!(%addr, "ECR emulator listening");
     let task = tokio::spawn(server::accept_loop(listener, shared.clone()));
     Ok(RunningEmulator { addr, shared, task })

@@ -63,8 +63,7 @@ pub fn is_oci_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
@@ -104,10 +103,19 @@ mod tests {
 
     #[test]
     fn repository_names() {
-        for ok in ["ab", "a/b", "library/ubuntu", "a.b_c__d---e/f0", "x-y/z.w", "0a"] {
+        for ok in [
+            "ab",
+            "a/b",
+            "library/ubuntu",
+            "a.b_c__d---e/f0",
+            "x-y/z.w",
+            "0a",
+        ] {
             assert!(is_repository_name(ok), "{ok} should be valid");
         }
-        for bad in ["", "A", "a//b", "/a", "a/", "a..b", "a___b", "-a", "a-", "a_", "a b", "a:b"] {
+        for bad in [
+            "", "A", "a//b", "/a", "a/", "a..b", "a___b", "-a", "a-", "a_", "a b", "a:b",
+        ] {
             assert!(!is_repository_name(bad), "{bad} should be invalid");
         }
     }

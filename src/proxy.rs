@@ -4,7 +4,10 @@
 //! responses. This module wires them together. It must not import `aws_sdk_ecr` (see `ecr`).
 
 pub mod error;
+mod fetch;
 mod handlers;
+mod holder;
+mod manifest_cache;
 mod repos;
 pub mod route;
 mod server;
@@ -23,7 +26,12 @@ pub struct App {
     pub ecr: Ecr,
     pub sessions: Arc<Sessions>,
     pub config: ProxyConfig,
+    pub fetcher: fetch::Fetcher,
+    pub manifests: manifest_cache::ManifestCache,
 }
+
+/// Bytes of manifests kept by digest.
+const MANIFEST_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +40,13 @@ pub enum StartError {
     Emulator(#[from] emulator::EmulatorError),
     #[error("no AWS region is configured: set AWS_REGION (or upstream.region in the config file)")]
     NoRegion,
+    #[error("cannot load the system's CA certificates for fetching layers over HTTPS (install ca-certificates): {0}")]
+    Tls(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running proxy (with its embedded emulator under `--local`). Dropping it stops both.
@@ -94,12 +107,31 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let sessions = Arc::new(Sessions::new(config.buffer_budget, config.session_idle));
     sessions.spawn_reaper(Duration::from_secs(30).min(config.session_idle));
-    let app = Arc::new(App { ecr, sessions, config });
+    let fetcher = fetch::Fetcher::new().map_err(StartError::Tls)?;
+    let manifests = manifest_cache::ManifestCache::new(MANIFEST_CACHE_BYTES);
+    let app = Arc::new(App {
+        ecr,
+        sessions,
+        config,
+        fetcher,
+        manifests,
+    });
     tracing::info!(%addr, "registry listening");
     let task = tokio::spawn(server::accept_loop(listener, app.clone()));
-    Ok(RunningProxy { addr, app, task, emulator })
+    Ok(RunningProxy {
+        addr,
+        app,
+        task,
+        emulator,
+    })
 }

@@ -31,17 +31,29 @@ pub fn resolve(header: Option<&str>, len: u64) -> RangeRequest {
         (true, false) => match parse(b) {
             Some(0) => RangeRequest::Unsatisfiable,
             Some(_) if len == 0 => RangeRequest::Unsatisfiable,
-            Some(n) => RangeRequest::Partial { start: len.saturating_sub(n), end: len - 1 },
+            Some(n) => RangeRequest::Partial {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            },
             None => RangeRequest::Full,
         },
         (false, _) => {
-            let Some(start) = parse(a) else { return RangeRequest::Full };
-            let end = if b.is_empty() { Some(u64::MAX) } else { parse(b) };
+            let Some(start) = parse(a) else {
+                return RangeRequest::Full;
+            };
+            let end = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(b)
+            };
             match end {
                 None => RangeRequest::Full,
                 Some(end) if end < start => RangeRequest::Full,
                 Some(_) if start >= len => RangeRequest::Unsatisfiable,
-                Some(end) => RangeRequest::Partial { start, end: end.min(len - 1) },
+                Some(end) => RangeRequest::Partial {
+                    start,
+                    end: end.min(len - 1),
+                },
             }
         }
         (true, true) => RangeRequest::Full,

@@ -56,12 +56,26 @@ pub fn classify(code: &str) -> ErrorKind {
         "ImageAlreadyExistsException" => ImageAlreadyExists,
         "ImageTagAlreadyExistsException" => ImageTagAlreadyExists,
         "ImageDigestDoesNotMatchException" => ImageDigestDoesNotMatch,
-        "InvalidParameterException" | "ValidationException" | "SerializationException" => InvalidParameter,
-        "ThrottlingException" | "ThrottledException" | "TooManyRequestsException" | "LimitExceededException"
-        | "RequestLimitExceeded" | "Throttling" => Throttled,
-        "ServerException" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException" => Unavailable,
-        "UnrecognizedClientException" | "InvalidSignatureException" | "MissingAuthenticationTokenException"
-        | "IncompleteSignatureException" | "ExpiredTokenException" | "InvalidClientTokenId" | "RequestExpired" => Credentials,
+        "InvalidParameterException" | "ValidationException" | "SerializationException" => {
+            InvalidParameter
+        }
+        "ThrottlingException"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "LimitExceededException"
+        | "RequestLimitExceeded"
+        | "Throttling" => Throttled,
+        "ServerException"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException" => Unavailable,
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "MissingAuthenticationTokenException"
+        | "IncompleteSignatureException"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "RequestExpired" => Credentials,
         "AccessDeniedException" | "NotAuthorized" => AccessDenied,
         "KmsException" => Kms,
         _ => Other,
@@ -81,8 +95,19 @@ pub struct EcrError {
 }
 
 impl EcrError {
-    pub fn new(kind: ErrorKind, operation: &'static str, code: &str, message: impl Into<String>) -> Self {
-        EcrError { kind, operation, code: code.to_string(), message: message.into(), request_id: None }
+    pub fn new(
+        kind: ErrorKind,
+        operation: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        EcrError {
+            kind,
+            operation,
+            code: code.to_string(),
+            message: message.into(),
+            request_id: None,
+        }
     }
 
     /// Sort an SDK error by the table.
@@ -96,16 +121,27 @@ impl EcrError {
             SdkError::ServiceError(se) => {
                 let err = se.err();
                 let code = err.code().unwrap_or("Unknown");
-                let mut out = EcrError::new(classify(code), operation, code, err.message().unwrap_or(&detail));
+                let mut out = EcrError::new(
+                    classify(code),
+                    operation,
+                    code,
+                    err.message().unwrap_or(&detail),
+                );
                 out.request_id = err.meta().request_id().map(str::to_string);
                 out
             }
-            SdkError::TimeoutError(_) => EcrError::new(ErrorKind::Unavailable, operation, "Timeout", detail),
+            SdkError::TimeoutError(_) => {
+                EcrError::new(ErrorKind::Unavailable, operation, "Timeout", detail)
+            }
             SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
                 EcrError::new(ErrorKind::Unavailable, operation, "DispatchFailure", detail)
             }
             SdkError::ConstructionFailure(_) => {
-                let kind = if detail.to_lowercase().contains("credential") { ErrorKind::Credentials } else { ErrorKind::Other };
+                let kind = if detail.to_lowercase().contains("credential") {
+                    ErrorKind::Credentials
+                } else {
+                    ErrorKind::Other
+                };
                 EcrError::new(kind, operation, "ConstructionFailure", detail)
             }
             _ => EcrError::new(ErrorKind::Other, operation, "Unknown", detail),
@@ -128,7 +164,10 @@ mod tests {
             ("InvalidSignatureException", ErrorKind::Credentials),
             ("ExpiredTokenException", ErrorKind::Credentials),
             ("AccessDeniedException", ErrorKind::AccessDenied),
-            ("ImageTagAlreadyExistsException", ErrorKind::ImageTagAlreadyExists),
+            (
+                "ImageTagAlreadyExistsException",
+                ErrorKind::ImageTagAlreadyExists,
+            ),
             ("SomethingNew", ErrorKind::Other),
         ];
         for (code, kind) in cases {

@@ -23,7 +23,10 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 #[error("connection dropped by fault injection")]
 pub struct DropConnection;
 
-pub async fn handle<B>(shared: Arc<Shared>, req: Request<B>) -> Result<Response<Body>, DropConnection>
+pub async fn handle<B>(
+    shared: Arc<Shared>,
+    req: Request<B>,
+) -> Result<Response<Body>, DropConnection>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -33,22 +36,44 @@ where
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
-            let err = EcrError::Serialization(format!("Could not read the request body (limit {MAX_BODY} bytes): {e}"));
+            let err = EcrError::Serialization(format!(
+                "Could not read the request body (limit {MAX_BODY} bytes): {e}"
+            ));
             return Ok(error_response(&err, &request_id));
         }
     };
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let op_name = target.strip_prefix(TARGET_PREFIX).unwrap_or(target).to_string();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let op_name = target
+        .strip_prefix(TARGET_PREFIX)
+        .unwrap_or(target)
+        .to_string();
     let span = tracing::info_span!("ecr", op = %op_name, request_id = %request_id);
     let _enter = span.enter();
 
     let now = super::unix_now();
-    if let Err(e) = super::sigv4::verify(&parts.method, &parts.uri, &parts.headers, &bytes, &shared.config.credentials, "ecr", now) {
+    if let Err(e) = super::sigv4::verify(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &bytes,
+        &shared.config.credentials,
+        "ecr",
+        now,
+    ) {
         tracing::info!(code = e.aws_code(), "refused signature: {e}");
-        return Ok(error_response(&EcrError::Auth(e.aws_code(), e.to_string()), &request_id));
+        return Ok(error_response(
+            &EcrError::Auth(e.aws_code(), e.to_string()),
+            &request_id,
+        ));
     }
     let Some(op) = target.strip_prefix(TARGET_PREFIX).and_then(ops::lookup) else {
-        let err = EcrError::UnknownOperation(format!("The operation `{target}` is not known to this service"));
+        let err = EcrError::UnknownOperation(format!(
+            "The operation `{target}` is not known to this service"
+        ));
         return Ok(error_response(&err, &request_id));
     };
 
@@ -57,12 +82,26 @@ where
         tokio::time::sleep(latency).await;
     }
     match fault {
-        Some(Fault::Throttle) => return Ok(error_response(&EcrError::Throttling("Rate exceeded".into()), &request_id)),
-        Some(Fault::Server) => return Ok(error_response(&EcrError::Server("Injected server fault".into()), &request_id)),
+        Some(Fault::Throttle) => {
+            return Ok(error_response(
+                &EcrError::Throttling("Rate exceeded".into()),
+                &request_id,
+            ))
+        }
+        Some(Fault::Server) => {
+            return Ok(error_response(
+                &EcrError::Server("Injected server fault".into()),
+                &request_id,
+            ))
+        }
         _ => {}
     }
 
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let base_url = format!("http://{}", host.unwrap_or_else(|| shared.addr.to_string()));
     let ctx = shared.clone();
     let result = tokio::task::spawn_blocking(move || {

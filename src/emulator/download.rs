@@ -48,12 +48,25 @@ pub enum UrlError {
 pub fn verify(key: &[u8], path: &str, query: &str, now: i64) -> Result<(String, String), UrlError> {
     let rest = path.strip_prefix(PREFIX).ok_or(UrlError::Malformed)?;
     let (repo, digest) = rest.rsplit_once('/').ok_or(UrlError::Malformed)?;
-    let param = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='));
-    let date: i64 = param("X-Amz-Date").and_then(|v| v.parse().ok()).ok_or(UrlError::Malformed)?;
-    let expires: i64 = param("X-Amz-Expires").and_then(|v| v.parse().ok()).ok_or(UrlError::Malformed)?;
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+    };
+    let date: i64 = param("X-Amz-Date")
+        .and_then(|v| v.parse().ok())
+        .ok_or(UrlError::Malformed)?;
+    let expires: i64 = param("X-Amz-Expires")
+        .and_then(|v| v.parse().ok())
+        .ok_or(UrlError::Malformed)?;
     let sig = param("X-Amz-Signature").ok_or(UrlError::Malformed)?;
     let want = mac(key, repo, digest, date, expires);
-    let same = want.len() == sig.len() && want.bytes().zip(sig.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    let same = want.len() == sig.len()
+        && want
+            .bytes()
+            .zip(sig.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if !same {
         return Err(UrlError::BadSignature);
     }
@@ -72,27 +85,66 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-/// Serve a download URL: the blob's bytes (or the requested range), or S3's refusal.
-pub async fn serve<B>(key: &[u8], blob_path: impl Fn(&str) -> std::path::PathBuf, req: &Request<B>) -> Response<Body> {
+/// Serve a download URL: the blob's bytes (or the requested range), or S3's refusal. `now` is
+/// the clock the URL's expiry is checked against (seconds since the epoch).
+pub async fn serve<B>(
+    key: &[u8],
+    blob_path: impl Fn(&str) -> std::path::PathBuf,
+    req: &Request<B>,
+    now: i64,
+) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return s3_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+        return s3_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        );
     }
     let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
-    let (_repo, digest) = match verify(key, path, query, unix_now()) {
+    let (_repo, digest) = match verify(key, path, query, now) {
         Ok(ok) => ok,
-        Err(UrlError::Expired) => return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"),
-        Err(e @ UrlError::BadSignature) => return s3_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", &e.to_string()),
+        Err(UrlError::Expired) => {
+            return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired")
+        }
+        Err(e @ UrlError::BadSignature) => {
+            return s3_error(
+                StatusCode::FORBIDDEN,
+                "SignatureDoesNotMatch",
+                &e.to_string(),
+            )
+        }
         Err(e) => return s3_error(StatusCode::BAD_REQUEST, "InvalidRequest", &e.to_string()),
     };
-    let range_header = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
-    match serve_file(&blob_path(&digest), range_header, req.method() == Method::HEAD).await {
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    match serve_file(
+        &blob_path(&digest),
+        range_header,
+        req.method() == Method::HEAD,
+    )
+    .await
+    {
         Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => s3_error(StatusCode::NOT_FOUND, "NoSuchKey", "The specified key does not exist."),
-        Err(e) => s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => s3_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        ),
+        Err(e) => s3_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            &e.to_string(),
+        ),
     }
 }
 
-async fn serve_file(path: &Path, range_header: Option<&str>, head: bool) -> std::io::Result<Response<Body>> {
+async fn serve_file(
+    path: &Path,
+    range_header: Option<&str>,
+    head: bool,
+) -> std::io::Result<Response<Body>> {
     let file = tokio::fs::File::open(path).await?;
     let len = file.metadata().await?.len();
     let builder = Response::builder()
@@ -112,7 +164,11 @@ async fn serve_file(path: &Path, range_header: Option<&str>, head: bool) -> std:
                 .expect("valid response"));
         }
     };
-    let body = if head { body::empty() } else { body::file_range(file, start, count).await? };
+    let body = if head {
+        body::empty()
+    } else {
+        body::file_range(file, start, count).await?
+    };
     Ok(builder
         .status(status)
         .header(header::CONTENT_LENGTH, count)
@@ -130,10 +186,30 @@ mod tests {
         let url = sign(&key, "http://h", "a/b", "sha256:00", 1000);
         let pq = url.strip_prefix("http://h").unwrap();
         let (path, query) = pq.split_once('?').unwrap();
-        assert_eq!(verify(&key, path, query, 1000), Ok(("a/b".into(), "sha256:00".into())));
-        assert_eq!(verify(&key, path, query, 1000 + 3601), Err(UrlError::Expired));
-        assert_eq!(verify(&key, &path.replace("a/b", "a/c"), query, 1000), Err(UrlError::BadSignature));
-        assert_eq!(verify(&key, path, &query.replace("Expires=3600", "Expires=3601"), 1000), Err(UrlError::BadSignature));
-        assert_eq!(verify(b"other-key", path, query, 1000), Err(UrlError::BadSignature));
+        assert_eq!(
+            verify(&key, path, query, 1000),
+            Ok(("a/b".into(), "sha256:00".into()))
+        );
+        assert_eq!(
+            verify(&key, path, query, 1000 + 3601),
+            Err(UrlError::Expired)
+        );
+        assert_eq!(
+            verify(&key, &path.replace("a/b", "a/c"), query, 1000),
+            Err(UrlError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                &key,
+                path,
+                &query.replace("Expires=3600", "Expires=3601"),
+                1000
+            ),
+            Err(UrlError::BadSignature)
+        );
+        assert_eq!(
+            verify(b"other-key", path, query, 1000),
+            Err(UrlError::BadSignature)
+        );
     }
 }

@@ -102,9 +102,11 @@ impl EcrError {
     }
 
     /// The HTTP status: awsJson1_1 defaults (400 client, 500 server), 403 for signature failures.
+    /// AccessDeniedException (a registry that is not ours) is 400, as AWS's common errors list it.
     pub fn status(&self) -> u16 {
         match self {
             EcrError::Server(_) => 500,
+            EcrError::Auth("AccessDeniedException", _) => 400,
             EcrError::Auth(..) => 403,
             _ => 400,
         }
@@ -174,7 +176,10 @@ mod tests {
     #[test]
     fn server_exception_is_500_and_auth_is_403() {
         assert_eq!(EcrError::Server("x".into()).status(), 500);
-        assert_eq!(EcrError::Auth("InvalidSignatureException", "x".into()).status(), 403);
+        assert_eq!(
+            EcrError::Auth("InvalidSignatureException", "x".into()).status(),
+            403
+        );
         assert_eq!(
             EcrError::invalid("imageTag", "x").to_string(),
             "Invalid parameter at 'imageTag' failed to satisfy constraint: 'x'"

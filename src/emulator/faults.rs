@@ -46,17 +46,21 @@ impl Faults {
     pub fn parse(spec: &str, seed: u64) -> Result<Faults, String> {
         let mut rules = HashMap::new();
         for clause in spec.split(';').map(str::trim).filter(|c| !c.is_empty()) {
-            let (op, settings) = clause
-                .split_once(':')
-                .ok_or_else(|| format!("fault clause `{clause}` needs the form OP:key=value,..."))?;
+            let (op, settings) = clause.split_once(':').ok_or_else(|| {
+                format!("fault clause `{clause}` needs the form OP:key=value,...")
+            })?;
             let mut rule = Rule::default();
             for kv in settings.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let (k, v) = kv.split_once('=').ok_or_else(|| format!("fault setting `{kv}` needs key=value"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("fault setting `{kv}` needs key=value"))?;
                 let fraction = || -> Result<f64, String> {
                     v.parse::<f64>()
                         .ok()
                         .filter(|f| (0.0..=1.0).contains(f))
-                        .ok_or_else(|| format!("fault `{k}` wants a fraction between 0 and 1, got `{v}`"))
+                        .ok_or_else(|| {
+                            format!("fault `{k}` wants a fraction between 0 and 1, got `{v}`")
+                        })
                 };
                 match k {
                     "throttle" => rule.throttle = fraction()?,
@@ -64,9 +68,15 @@ impl Faults {
                     "drop" => rule.drop = fraction()?,
                     "latency" => {
                         let ms = v.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok());
-                        rule.latency = Duration::from_millis(ms.ok_or_else(|| format!("fault latency wants milliseconds like `50ms`, got `{v}`"))?);
+                        rule.latency = Duration::from_millis(ms.ok_or_else(|| {
+                            format!("fault latency wants milliseconds like `50ms`, got `{v}`")
+                        })?);
                     }
-                    _ => return Err(format!("unknown fault `{k}` (use throttle, server, drop or latency)")),
+                    _ => {
+                        return Err(format!(
+                            "unknown fault `{k}` (use throttle, server, drop or latency)"
+                        ))
+                    }
                 }
             }
             if rule.throttle + rule.server + rule.drop > 1.0 {
@@ -74,7 +84,11 @@ impl Faults {
             }
             rules.insert(op.trim().to_string(), rule);
         }
-        Ok(Faults { seed, rules, counters: Mutex::new(HashMap::new()) })
+        Ok(Faults {
+            seed,
+            rules,
+            counters: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,7 +121,9 @@ impl Faults {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// splitmix64, mapped to [0, 1).
@@ -135,7 +151,11 @@ mod tests {
         let c = fates(&Faults::parse(spec, 8).unwrap(), "UploadLayerPart", 2000);
         assert_ne!(a, c);
         let count = |f: Fault| a.iter().filter(|x| **x == Some(f)).count();
-        assert!((300..500).contains(&count(Fault::Throttle)), "{}", count(Fault::Throttle));
+        assert!(
+            (300..500).contains(&count(Fault::Throttle)),
+            "{}",
+            count(Fault::Throttle)
+        );
         assert!((130..270).contains(&count(Fault::Server)));
         assert!((130..270).contains(&count(Fault::DropAfter)));
         let f = Faults::parse(spec, 7).unwrap();
@@ -145,10 +165,17 @@ mod tests {
 
     #[test]
     fn bad_specs_say_what_is_wrong() {
-        assert!(Faults::parse("X:throttle=2", 1).unwrap_err().contains("fraction"));
-        assert!(Faults::parse("X:bogus=1", 1).unwrap_err().contains("unknown fault"));
+        assert!(Faults::parse("X:throttle=2", 1)
+            .unwrap_err()
+            .contains("fraction"));
+        assert!(Faults::parse("X:bogus=1", 1)
+            .unwrap_err()
+            .contains("unknown fault"));
         assert!(Faults::parse("nocolon", 1).is_err());
         assert!(Faults::parse("X:throttle=0.6,server=0.6", 1).is_err());
-        assert!(Faults::parse("*:latency=10ms", 1).unwrap().decide("Any").0 == Duration::from_millis(10));
+        assert!(
+            Faults::parse("*:latency=10ms", 1).unwrap().decide("Any").0
+                == Duration::from_millis(10)
+        );
     }
 }

@@ -12,7 +12,9 @@ pub struct Input {
 }
 
 fn type_error(member: &str, expected: &str) -> EcrError {
-    EcrError::Serialization(format!("Unexpected value type for member '{member}': expected {expected}"))
+    EcrError::Serialization(format!(
+        "Unexpected value type for member '{member}': expected {expected}"
+    ))
 }
 
 impl Input {
@@ -23,7 +25,9 @@ impl Input {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(obj)) => Ok(Input { obj }),
-            Ok(_) => Err(EcrError::Serialization("Start of structure or map found where not expected.".into())),
+            Ok(_) => Err(EcrError::Serialization(
+                "Start of structure or map found where not expected.".into(),
+            )),
             Err(e) => Err(EcrError::Serialization(format!("Invalid JSON: {e}"))),
         }
     }
@@ -47,7 +51,10 @@ impl Input {
     pub fn opt_i64(&self, member: &str) -> EcrResult<Option<i64>> {
         match self.get(member) {
             None => Ok(None),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| type_error(member, "number")),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| type_error(member, "number")),
         }
     }
 
@@ -72,7 +79,12 @@ impl Input {
     }
 
     /// A list whose size must be within `min..=max`.
-    pub fn list_sized(&self, member: &str, min: usize, max: usize) -> EcrResult<Option<&Vec<Value>>> {
+    pub fn list_sized(
+        &self,
+        member: &str,
+        min: usize,
+        max: usize,
+    ) -> EcrResult<Option<&Vec<Value>>> {
         let list = self.opt_list(member)?;
         if let Some(l) = list {
             check_len(member, l.len(), min, max)?;
@@ -112,7 +124,10 @@ impl Input {
         let id = self.opt_str("registryId")?;
         if let Some(id) = id {
             if !names::is_registry_id(id) {
-                return Err(EcrError::invalid("registryId", "must satisfy regular expression [0-9]{12}"));
+                return Err(EcrError::invalid(
+                    "registryId",
+                    "must satisfy regular expression [0-9]{12}",
+                ));
             }
         }
         Ok(id)
@@ -122,8 +137,14 @@ impl Input {
     pub fn max_results(&self) -> EcrResult<Option<usize>> {
         match self.opt_i64("maxResults")? {
             None => Ok(None),
-            Some(n) if n < 1 => Err(EcrError::invalid("maxResults", "Member must have value greater than or equal to 1")),
-            Some(n) if n > 1000 => Err(EcrError::invalid("maxResults", "Member must have value less than or equal to 1000")),
+            Some(n) if n < 1 => Err(EcrError::invalid(
+                "maxResults",
+                "Member must have value greater than or equal to 1",
+            )),
+            Some(n) if n > 1000 => Err(EcrError::invalid(
+                "maxResults",
+                "Member must have value less than or equal to 1000",
+            )),
             Some(n) => Ok(Some(n as usize)),
         }
     }
@@ -148,10 +169,16 @@ pub fn not_null(member: &str) -> EcrError {
 /// Length (or size) within `min..=max`, in ECR's words.
 pub fn check_len(member: &str, len: usize, min: usize, max: usize) -> EcrResult<()> {
     if len < min {
-        return Err(EcrError::invalid(member, format!("Member must have length greater than or equal to {min}")));
+        return Err(EcrError::invalid(
+            member,
+            format!("Member must have length greater than or equal to {min}"),
+        ));
     }
     if len > max {
-        return Err(EcrError::invalid(member, format!("Member must have length less than or equal to {max}")));
+        return Err(EcrError::invalid(
+            member,
+            format!("Member must have length less than or equal to {max}"),
+        ));
     }
     Ok(())
 }
@@ -161,7 +188,10 @@ pub fn check_repository_name(member: &str, name: &str) -> EcrResult<()> {
     if !names::is_repository_name(name) {
         return Err(EcrError::invalid(
             member,
-            format!("must satisfy regular expression '{}'", names::REPOSITORY_NAME_PATTERN),
+            format!(
+                "must satisfy regular expression '{}'",
+                names::REPOSITORY_NAME_PATTERN
+            ),
         ));
     }
     Ok(())
@@ -170,14 +200,20 @@ pub fn check_repository_name(member: &str, name: &str) -> EcrResult<()> {
 pub fn check_tag(member: &str, tag: &str) -> EcrResult<()> {
     check_len(member, tag.chars().count(), 1, 300)?;
     if !names::is_ecr_tag(tag) {
-        return Err(EcrError::invalid(member, "must satisfy regular expression '[a-zA-Z0-9-_.]+'"));
+        return Err(EcrError::invalid(
+            member,
+            "must satisfy regular expression '[a-zA-Z0-9-_.]+'",
+        ));
     }
     Ok(())
 }
 
 pub fn check_digest(member: &str, digest: &str) -> EcrResult<()> {
     if !names::is_ecr_digest(digest) {
-        return Err(EcrError::invalid(member, "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'"));
+        return Err(EcrError::invalid(
+            member,
+            "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
+        ));
     }
     Ok(())
 }
@@ -194,24 +230,44 @@ mod tests {
     fn required_and_patterns() {
         let e = input("{}").repository_name().unwrap_err();
         assert_eq!(e.code(), "InvalidParameterException");
-        assert!(e.to_string().contains("'repositoryName' failed to satisfy constraint: 'Member must not be null'"));
-        let e = input(r#"{"repositoryName":"a"}"#).repository_name().unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("'repositoryName' failed to satisfy constraint: 'Member must not be null'"));
+        let e = input(r#"{"repositoryName":"a"}"#)
+            .repository_name()
+            .unwrap_err();
         assert!(e.to_string().contains("greater than or equal to 2"));
-        let e = input(r#"{"repositoryName":"Bad"}"#).repository_name().unwrap_err();
+        let e = input(r#"{"repositoryName":"Bad"}"#)
+            .repository_name()
+            .unwrap_err();
         assert!(e.to_string().contains("must satisfy regular expression"));
-        assert_eq!(input(r#"{"repositoryName":"ok/name"}"#).repository_name().unwrap(), "ok/name");
+        assert_eq!(
+            input(r#"{"repositoryName":"ok/name"}"#)
+                .repository_name()
+                .unwrap(),
+            "ok/name"
+        );
     }
 
     #[test]
     fn ranges_lists_and_types() {
         assert!(input(r#"{"maxResults":0}"#).max_results().is_err());
         assert!(input(r#"{"maxResults":1001}"#).max_results().is_err());
-        assert_eq!(input(r#"{"maxResults":1000}"#).max_results().unwrap(), Some(1000));
+        assert_eq!(
+            input(r#"{"maxResults":1000}"#).max_results().unwrap(),
+            Some(1000)
+        );
         assert!(input(r#"{"l":[]}"#).list_sized("l", 1, 100).is_err());
         let hundred_one = format!("{{\"l\":[{}]}}", vec!["1"; 101].join(","));
         assert!(input(&hundred_one).list_sized("l", 1, 100).is_err());
-        assert_eq!(input(r#"{"s":5}"#).opt_str("s").unwrap_err().code(), "SerializationException");
-        assert_eq!(Input::parse(b"[1]").err().unwrap().code(), "SerializationException");
+        assert_eq!(
+            input(r#"{"s":5}"#).opt_str("s").unwrap_err().code(),
+            "SerializationException"
+        );
+        assert_eq!(
+            Input::parse(b"[1]").err().unwrap().code(),
+            "SerializationException"
+        );
         assert!(Input::parse(b"").is_ok());
         assert!(input(r#"{"registryId":"12"}"#).registry_id().is_err());
     }

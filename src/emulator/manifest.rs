@@ -47,26 +47,52 @@ pub fn parse(text: &str, media_type: Option<&str>) -> Option<Parsed> {
         }),
         ..Parsed::default()
     };
-    let effective = media_type.map(str::to_string).or_else(|| p.media_type.clone());
-    let descriptors = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-    if effective.as_deref().is_some_and(is_index) || (effective.is_none() && obj.contains_key("manifests")) {
-        p.children = descriptors("manifests").iter().filter_map(|d| str_of(d, "digest")).collect();
-    } else if matches!(effective.as_deref(), Some(DOCKER_V1) | Some(DOCKER_V1_SIGNED)) {
+    let effective = media_type
+        .map(str::to_string)
+        .or_else(|| p.media_type.clone());
+    let descriptors = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if effective.as_deref().is_some_and(is_index)
+        || (effective.is_none() && obj.contains_key("manifests"))
+    {
+        p.children = descriptors("manifests")
+            .iter()
+            .filter_map(|d| str_of(d, "digest"))
+            .collect();
+    } else if matches!(
+        effective.as_deref(),
+        Some(DOCKER_V1) | Some(DOCKER_V1_SIGNED)
+    ) {
         for l in descriptors("fsLayers") {
             if let Some(d) = str_of(&l, "blobSum") {
                 if !p.blobs.iter().any(|b| b.digest == d) {
-                    p.blobs.push(BlobRef { digest: d, size: 0, media_type: None });
+                    p.blobs.push(BlobRef {
+                        digest: d,
+                        size: 0,
+                        media_type: None,
+                    });
                 }
             }
         }
     } else {
         let config = v.get("config").cloned().into_iter();
         for d in config.chain(descriptors("layers")) {
-            let foreign = d.get("urls").and_then(Value::as_array).is_some_and(|u| !u.is_empty())
+            let foreign = d
+                .get("urls")
+                .and_then(Value::as_array)
+                .is_some_and(|u| !u.is_empty())
                 || str_of(&d, "mediaType").is_some_and(|m| m.contains(".foreign."));
             if let (Some(digest), false) = (str_of(&d, "digest"), foreign) {
                 let size = d.get("size").and_then(Value::as_u64).unwrap_or(0);
-                p.blobs.push(BlobRef { digest, size, media_type: str_of(&d, "mediaType") });
+                p.blobs.push(BlobRef {
+                    digest,
+                    size,
+                    media_type: str_of(&d, "mediaType"),
+                });
             }
         }
     }

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -41,11 +42,15 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<body::Body>, api::DropConnection> {
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<body::Body>, api::DropConnection> {
     let path = req.uri().path();
     if path.starts_with(download::PREFIX) {
         let store = &shared.ctx.store;
-        return Ok(download::serve(store.url_key(), |d| store.layout().blob(d), &req).await);
+        let now = download::unix_now() + shared.clock_skew_secs.load(Ordering::Relaxed);
+        return Ok(download::serve(store.url_key(), |d| store.layout().blob(d), &req, now).await);
     }
     if req.method() == Method::POST && path == "/" {
         return api::handle(shared, req).await;
@@ -53,6 +58,8 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<b
     Ok(Response::builder()
         .status(StatusCode::NOT_FOUND)
         .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-        .body(body::full(r#"{"__type":"UnknownOperationException","message":"Only POST / is served here"}"#))
+        .body(body::full(
+            r#"{"__type":"UnknownOperationException","message":"Only POST / is served here"}"#,
+        ))
         .expect("valid response"))
 }

@@ -39,13 +39,19 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the data directory and load everything in it.
     pub fn open(root: &Path) -> io::Result<Store> {
-        let layout = Layout { root: root.to_path_buf() };
+        let layout = Layout {
+            root: root.to_path_buf(),
+        };
         fs::create_dir_all(layout.repos())?;
         fs::create_dir_all(layout.uploads())?;
         let _ = fs::remove_dir_all(layout.trash());
         let url_key = load_or_create_key(&layout)?;
         let index = load_index(&layout)?;
-        Ok(Store { layout, index: Mutex::new(index), url_key })
+        Ok(Store {
+            layout,
+            index: Mutex::new(index),
+            url_key,
+        })
     }
 
     pub fn layout(&self) -> &Layout {
@@ -80,7 +86,10 @@ impl Store {
     }
 
     pub fn save_tag(&self, repo: &str, tag: &str, digest: &str) -> io::Result<()> {
-        disk::write_atomic(&self.layout.tag(repo, tag), digest.as_bytes())
+        disk::write_atomic(
+            &self.layout.tag(repo, tag),
+            format!("{digest}\n{tag}").as_bytes(),
+        )
     }
 
     pub fn remove_tag(&self, repo: &str, tag: &str) -> io::Result<()> {
@@ -112,7 +121,9 @@ fn load_or_create_key(layout: &Layout) -> io::Result<Vec<u8>> {
     match fs::read(&path) {
         Ok(k) if k.len() >= 32 => Ok(k),
         _ => {
-            let key: Vec<u8> = (0..2).flat_map(|_| uuid::Uuid::new_v4().into_bytes()).collect();
+            let key: Vec<u8> = (0..2)
+                .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+                .collect();
             disk::write_atomic(&path, &key)?;
             Ok(key)
         }
@@ -125,7 +136,10 @@ fn load_index(layout: &Layout) -> io::Result<Index> {
         let record: RepositoryRecord = disk::read_json(&dir.join("repository.json"))?;
         let mut repo = RepoState::new(record);
         for (name, path) in disk::entries(&dir.join("layers"))? {
-            let digest = name.trim_end_matches(".json").replacen('-', ":", 1);
+            let digest = name
+                .strip_suffix(".json")
+                .unwrap_or(&name)
+                .replacen('-', ":", 1);
             repo.layers.insert(digest, disk::read_json(&path)?);
         }
         for (_, path) in disk::entries(&dir.join("images"))? {
@@ -133,8 +147,16 @@ fn load_index(layout: &Layout) -> io::Result<Index> {
             repo.images.insert(image.digest.clone(), image);
         }
         for (name, path) in disk::entries(&dir.join("tags"))? {
-            let tag = name.trim_start_matches("t_").to_string();
-            repo.tags.insert(tag, fs::read_to_string(path)?);
+            let content = fs::read_to_string(&path)?;
+            // `<digest>\n<tag>`; files from before the tag was kept inside hold only the digest.
+            let (digest, tag) = match content.split_once('\n') {
+                Some((digest, tag)) => (digest.to_string(), tag.to_string()),
+                None => match name.strip_prefix("t_") {
+                    Some(tag) => (content.clone(), tag.to_string()),
+                    None => continue,
+                },
+            };
+            repo.tags.insert(tag, digest);
         }
         index.repos.insert(repo.record.name.clone(), repo);
     }
@@ -145,9 +167,20 @@ fn load_index(layout: &Layout) -> io::Result<Index> {
             continue;
         };
         // Bytes written after the last acknowledged part are not part of the upload.
-        let data = fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("data"))?;
+        let data = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("data"))?;
         data.set_len(record.received)?;
-        index.uploads.insert(id, UploadState { record, busy: false, hasher: None });
+        index.uploads.insert(
+            id,
+            UploadState {
+                record,
+                busy: false,
+                hasher: None,
+            },
+        );
     }
     Ok(index)
 }

@@ -43,7 +43,13 @@ pub enum RegistryError {
     NotFound,
     /// A chunk that does not start where the upload stands.
     #[error("requested range not satisfiable: the upload holds bytes {range}")]
-    RangeInvalid { range: String, location: String, upload_id: String },
+    RangeInvalid {
+        range: String,
+        location: String,
+        upload_id: String,
+    },
+    #[error("invalid number of results requested: {0}")]
+    PaginationInvalid(String),
     #[error("too many requests: {0}")]
     TooManyRequests(String),
     #[error("access to the resource was denied: {0}")]
@@ -73,6 +79,7 @@ impl RegistryError {
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
             RangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
+            PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             TooManyRequests(_) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
@@ -84,22 +91,41 @@ impl RegistryError {
         let (code, status) = self.code_and_status();
         let text = self.to_string();
         let (message, detail) = text.split_once(": ").unwrap_or((text.as_str(), ""));
-        let payload = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] }).to_string();
+        let payload = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] })
+            .to_string();
         let mut builder = Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, "application/json")
             .header("Docker-Distribution-API-Version", "registry/2.0");
         match &self {
-            RegistryError::RangeInvalid { range, location, upload_id } => {
-                builder = builder.header(header::RANGE, range).header(header::LOCATION, location).header("Docker-Upload-UUID", upload_id);
+            RegistryError::RangeInvalid {
+                range,
+                location,
+                upload_id,
+            } => {
+                builder = builder
+                    .header(header::RANGE, range)
+                    .header(header::LOCATION, location)
+                    .header("Docker-Upload-UUID", upload_id);
             }
-            RegistryError::TooManyRequests(_) => builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("1")),
-            RegistryError::Unavailable(_) => builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5")),
+            RegistryError::TooManyRequests(_) => {
+                builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            RegistryError::Unavailable(_) => {
+                builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+            }
             _ => {}
         }
         let len = payload.len();
-        let b = if head { body::empty() } else { body::full(payload) };
-        builder.header(header::CONTENT_LENGTH, len).body(b).expect("valid error response")
+        let b = if head {
+            body::empty()
+        } else {
+            body::full(payload)
+        };
+        builder
+            .header(header::CONTENT_LENGTH, len)
+            .body(b)
+            .expect("valid error response")
     }
 }
 
@@ -111,12 +137,16 @@ impl From<EcrError> for RegistryError {
         match e.kind {
             RepositoryNotFound => RegistryError::NameUnknown(detail),
             ImageNotFound => RegistryError::ManifestUnknown(detail),
-            LayersNotFound if e.operation == "PutImage" => RegistryError::ManifestBlobUnknown(detail),
+            LayersNotFound if e.operation == "PutImage" => {
+                RegistryError::ManifestBlobUnknown(detail)
+            }
             LayersNotFound | LayerInaccessible => RegistryError::BlobUnknown(detail),
             ReferencedImagesNotFound => RegistryError::ManifestBlobUnknown(detail),
             UploadNotFound => RegistryError::BlobUploadUnknown(detail),
             InvalidLayer | ImageDigestDoesNotMatch => RegistryError::DigestInvalid(detail),
-            InvalidLayerPart | LayerPartTooSmall | EmptyUpload => RegistryError::BlobUploadInvalid(detail),
+            InvalidLayerPart | LayerPartTooSmall | EmptyUpload => {
+                RegistryError::BlobUploadInvalid(detail)
+            }
             ImageTagAlreadyExists => RegistryError::TagInvalid(detail),
             InvalidParameter if e.operation == "PutImage" => RegistryError::ManifestInvalid(detail),
             InvalidParameter => RegistryError::BlobUploadInvalid(detail),
@@ -124,12 +154,16 @@ impl From<EcrError> for RegistryError {
             AccessDenied => RegistryError::Denied(detail),
             Credentials => {
                 tracing::error!(code = %e.code, "ECR refused the proxy's AWS credentials: {}", e.message);
-                RegistryError::Unavailable(format!("the proxy's AWS credentials were refused: {detail}"))
+                RegistryError::Unavailable(format!(
+                    "the proxy's AWS credentials were refused: {detail}"
+                ))
             }
             Kms => RegistryError::Denied(detail),
-            Unavailable | Other | RepositoryAlreadyExists | LayerAlreadyExists | ImageAlreadyExists => {
-                RegistryError::Unavailable(detail)
-            }
+            Unavailable
+            | Other
+            | RepositoryAlreadyExists
+            | LayerAlreadyExists
+            | ImageAlreadyExists => RegistryError::Unavailable(detail),
         }
     }
 }
@@ -143,12 +177,42 @@ mod tests {
     #[test]
     fn ecr_failures_map_to_the_spec_codes() {
         let cases = [
-            (ErrorKind::RepositoryNotFound, "InitiateLayerUpload", "NAME_UNKNOWN", 404),
-            (ErrorKind::LayersNotFound, "PutImage", "MANIFEST_BLOB_UNKNOWN", 400),
-            (ErrorKind::LayersNotFound, "GetDownloadUrlForLayer", "BLOB_UNKNOWN", 404),
-            (ErrorKind::UploadNotFound, "UploadLayerPart", "BLOB_UPLOAD_UNKNOWN", 404),
-            (ErrorKind::InvalidLayer, "CompleteLayerUpload", "DIGEST_INVALID", 400),
-            (ErrorKind::ImageTagAlreadyExists, "PutImage", "TAG_INVALID", 400),
+            (
+                ErrorKind::RepositoryNotFound,
+                "InitiateLayerUpload",
+                "NAME_UNKNOWN",
+                404,
+            ),
+            (
+                ErrorKind::LayersNotFound,
+                "PutImage",
+                "MANIFEST_BLOB_UNKNOWN",
+                400,
+            ),
+            (
+                ErrorKind::LayersNotFound,
+                "GetDownloadUrlForLayer",
+                "BLOB_UNKNOWN",
+                404,
+            ),
+            (
+                ErrorKind::UploadNotFound,
+                "UploadLayerPart",
+                "BLOB_UPLOAD_UNKNOWN",
+                404,
+            ),
+            (
+                ErrorKind::InvalidLayer,
+                "CompleteLayerUpload",
+                "DIGEST_INVALID",
+                400,
+            ),
+            (
+                ErrorKind::ImageTagAlreadyExists,
+                "PutImage",
+                "TAG_INVALID",
+                400,
+            ),
             (ErrorKind::Throttled, "PutImage", "TOOMANYREQUESTS", 429),
             (ErrorKind::Unavailable, "PutImage", "UNAVAILABLE", 503),
             (ErrorKind::Credentials, "PutImage", "UNAVAILABLE", 503),
@@ -165,7 +229,12 @@ mod tests {
         let r = RegistryError::TooManyRequests("slow down".into()).into_response(false);
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "1");
-        let r = RegistryError::RangeInvalid { range: "0-9".into(), location: "/v2/a/blobs/uploads/x".into(), upload_id: "x".into() }.into_response(false);
+        let r = RegistryError::RangeInvalid {
+            range: "0-9".into(),
+            location: "/v2/a/blobs/uploads/x".into(),
+            upload_id: "x".into(),
+        }
+        .into_response(false);
         assert_eq!(r.status(), 416);
         assert_eq!(r.headers()["range"], "0-9");
     }

@@ -3,7 +3,9 @@
 //! Handlers must not build error bodies themselves, nor call `aws_sdk_ecr` (they use `ecr::Ecr`).
 
 mod blobs;
+mod listing;
 mod manifests;
+mod referrers;
 mod uploads;
 
 use super::error::{RegistryError, RegistryResult};
@@ -28,7 +30,11 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
         let r = handle(&app, method.clone(), route, req).await;
         match &r {
             Ok(resp) => tracing::info!(status = resp.status().as_u16(), "answered"),
-            Err(e) => tracing::info!(status = e.code_and_status().1.as_u16(), code = e.code_and_status().0, "{e}"),
+            Err(e) => tracing::info!(
+                status = e.code_and_status().1.as_u16(),
+                code = e.code_and_status().0,
+                "{e}"
+            ),
         }
         r
     }
@@ -37,17 +43,48 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
     Ok(result.unwrap_or_else(|e| e.into_response(head)))
 }
 
-async fn handle(app: &App, method: Method, route: Route, req: Request<Incoming>) -> RegistryResult<Response<Body>> {
+async fn handle(
+    app: &App,
+    method: Method,
+    route: Route,
+    req: Request<Incoming>,
+) -> RegistryResult<Response<Body>> {
     match (method, route) {
-        (Method::GET | Method::HEAD, Route::Base) => Ok(empty(StatusCode::OK).header(header::CONTENT_TYPE, "application/json").body(body::full("{}")).expect("valid")),
+        (Method::GET | Method::HEAD, Route::Base) => Ok(empty(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body::full("{}"))
+            .expect("valid")),
         (Method::POST, Route::UploadStart { name }) => uploads::start(app, &name, req).await,
         (Method::PATCH, Route::Upload { name, id }) => uploads::patch(app, &name, &id, req).await,
         (Method::PUT, Route::Upload { name, id }) => uploads::put(app, &name, &id, req).await,
         (Method::GET, Route::Upload { name, id }) => uploads::status(app, &name, &id).await,
         (Method::DELETE, Route::Upload { name, id }) => uploads::cancel(app, &name, &id).await,
         (Method::HEAD, Route::Blob { name, digest }) => blobs::head(app, &name, &digest).await,
-        (Method::DELETE, Route::Blob { .. }) => Err(RegistryError::Unsupported("ECR cannot delete a layer; delete the manifests that use it".into())),
-        (Method::PUT, Route::Manifest { name, reference }) => manifests::put(app, &name, &reference, req).await,
+        (Method::GET, Route::Blob { name, digest }) => {
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            blobs::get(app, &name, &digest, range.as_deref()).await
+        }
+        (m @ (Method::GET | Method::HEAD), Route::Manifest { name, reference }) => {
+            manifests::get(app, &name, &reference, req.headers(), m == Method::HEAD).await
+        }
+        (Method::DELETE, Route::Manifest { name, reference }) => {
+            manifests::delete(app, &name, &reference).await
+        }
+        (Method::GET, Route::Tags { name }) => listing::tags(app, &name, req.uri().query()).await,
+        (Method::GET, Route::Catalog) => listing::catalog(app, req.uri().query()).await,
+        (Method::GET, Route::Referrers { name, digest }) => {
+            referrers::list(app, &name, &digest, req.uri().query()).await
+        }
+        (Method::DELETE, Route::Blob { .. }) => Err(RegistryError::Unsupported(
+            "ECR cannot delete a layer; delete the manifests that use it".into(),
+        )),
+        (Method::PUT, Route::Manifest { name, reference }) => {
+            manifests::put(app, &name, &reference, req).await
+        }
         _ => Err(RegistryError::MethodNotAllowed),
     }
 }
@@ -55,8 +92,12 @@ async fn handle(app: &App, method: Method, route: Route, req: Request<Incoming>)
 fn route_error(e: RouteError) -> RegistryError {
     match e {
         RouteError::NotFound => RegistryError::NotFound,
-        RouteError::NameInvalid(n) => RegistryError::NameInvalid(format!("`{n}` is not a valid repository name")),
-        RouteError::DigestInvalid(d) => RegistryError::DigestInvalid(format!("`{d}` is not a sha256 digest")),
+        RouteError::NameInvalid(n) => {
+            RegistryError::NameInvalid(format!("`{n}` is not a valid repository name"))
+        }
+        RouteError::DigestInvalid(d) => {
+            RegistryError::DigestInvalid(format!("`{d}` is not a sha256 digest"))
+        }
         RouteError::TagInvalid(t) => RegistryError::TagInvalid(format!("`{t}` is not a valid tag")),
     }
 }
@@ -76,8 +117,12 @@ fn route_kind(r: &Route) -> &'static str {
 fn route_name(r: &Route) -> Option<&str> {
     match r {
         Route::Base | Route::Catalog => None,
-        Route::Tags { name } | Route::Manifest { name, .. } | Route::Blob { name, .. } => Some(name),
-        Route::UploadStart { name } | Route::Upload { name, .. } | Route::Referrers { name, .. } => Some(name),
+        Route::Tags { name } | Route::Manifest { name, .. } | Route::Blob { name, .. } => {
+            Some(name)
+        }
+        Route::UploadStart { name }
+        | Route::Upload { name, .. }
+        | Route::Referrers { name, .. } => Some(name),
     }
 }
 

@@ -14,7 +14,9 @@ where
     match call().await {
         Err(e) if e.kind == ErrorKind::RepositoryNotFound && app.config.create.allows(repo) => {
             tracing::info!(repository = repo, "creating repository on first push");
-            app.ecr.create_repository(repo, &app.config.create.settings).await?;
+            app.ecr
+                .create_repository(repo, &app.config.create.settings)
+                .await?;
             call().await
         }
         other => other,

@@ -80,7 +80,10 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
         return Ok(if seg[n - 1].is_empty() {
             Route::UploadStart { name }
         } else {
-            Route::Upload { name, id: seg[n - 1].to_string() }
+            Route::Upload {
+                name,
+                id: seg[n - 1].to_string(),
+            }
         });
     }
     if n < 3 {
@@ -91,8 +94,14 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
     match (kind, last) {
         ("blobs", "uploads") => Ok(Route::UploadStart { name: name()? }),
         ("tags", "list") => Ok(Route::Tags { name: name()? }),
-        ("blobs", d) => Ok(Route::Blob { name: name()?, digest: digest_of(d)? }),
-        ("referrers", d) => Ok(Route::Referrers { name: name()?, digest: digest_of(d)? }),
+        ("blobs", d) => Ok(Route::Blob {
+            name: name()?,
+            digest: digest_of(d)?,
+        }),
+        ("referrers", d) => Ok(Route::Referrers {
+            name: name()?,
+            digest: digest_of(d)?,
+        }),
         ("manifests", r) => {
             let name = name()?;
             let reference = if r.contains(':') {
@@ -114,7 +123,9 @@ pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == key).then(|| {
             let v = v.replace('+', " ");
-            percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned()
+            percent_encoding::percent_decode_str(&v)
+                .decode_utf8_lossy()
+                .into_owned()
         })
     })
 }
@@ -132,19 +143,73 @@ mod tests {
             ("/v2/".into(), Ok(Route::Base)),
             ("/v2".into(), Ok(Route::Base)),
             ("/v2/_catalog".into(), Ok(Route::Catalog)),
-            ("/v2/a/b/tags/list".into(), Ok(Route::Tags { name: "a/b".into() })),
-            ("/v2/ab/manifests/latest".into(), Ok(Route::Manifest { name: "ab".into(), reference: Reference::Tag("latest".into()) })),
-            (format!("/v2/ab/manifests/{D}"), Ok(Route::Manifest { name: "ab".into(), reference: Reference::Digest(d.clone()) })),
-            (format!("/v2/x/blobs/y/blobs/{D}"), Ok(Route::Blob { name: "x/blobs/y".into(), digest: d.clone() })),
-            ("/v2/a/blobs/uploads/".into(), Ok(Route::UploadStart { name: "a".into() })),
-            ("/v2/a/blobs/uploads".into(), Ok(Route::UploadStart { name: "a".into() })),
-            ("/v2/a/b/blobs/uploads/abc-123".into(), Ok(Route::Upload { name: "a/b".into(), id: "abc-123".into() })),
-            (format!("/v2/a/referrers/{D}"), Ok(Route::Referrers { name: "a".into(), digest: d.clone() })),
-            ("/v2/A/tags/list".into(), Err(RouteError::NameInvalid("A".into()))),
-            ("/v2/a//b/tags/list".into(), Err(RouteError::NameInvalid("a//b".into()))),
-            ("/v2/a/blobs/sha256:xyz".into(), Err(RouteError::DigestInvalid("sha256:xyz".into()))),
-            ("/v2/a/manifests/bad%20tag".into(), Err(RouteError::TagInvalid("bad%20tag".into()))),
-            ("/v2/a/manifests/.x".into(), Err(RouteError::TagInvalid(".x".into()))),
+            (
+                "/v2/a/b/tags/list".into(),
+                Ok(Route::Tags { name: "a/b".into() }),
+            ),
+            (
+                "/v2/ab/manifests/latest".into(),
+                Ok(Route::Manifest {
+                    name: "ab".into(),
+                    reference: Reference::Tag("latest".into()),
+                }),
+            ),
+            (
+                format!("/v2/ab/manifests/{D}"),
+                Ok(Route::Manifest {
+                    name: "ab".into(),
+                    reference: Reference::Digest(d.clone()),
+                }),
+            ),
+            (
+                format!("/v2/x/blobs/y/blobs/{D}"),
+                Ok(Route::Blob {
+                    name: "x/blobs/y".into(),
+                    digest: d.clone(),
+                }),
+            ),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Ok(Route::UploadStart { name: "a".into() }),
+            ),
+            (
+                "/v2/a/blobs/uploads".into(),
+                Ok(Route::UploadStart { name: "a".into() }),
+            ),
+            (
+                "/v2/a/b/blobs/uploads/abc-123".into(),
+                Ok(Route::Upload {
+                    name: "a/b".into(),
+                    id: "abc-123".into(),
+                }),
+            ),
+            (
+                format!("/v2/a/referrers/{D}"),
+                Ok(Route::Referrers {
+                    name: "a".into(),
+                    digest: d.clone(),
+                }),
+            ),
+            (
+                "/v2/A/tags/list".into(),
+                Err(RouteError::NameInvalid("A".into())),
+            ),
+            (
+                "/v2/a//b/tags/list".into(),
+                Err(RouteError::NameInvalid("a//b".into())),
+            ),
+            (
+                "/v2/a/blobs/sha256:xyz".into(),
+                Err(RouteError::DigestInvalid("sha256:xyz".into())),
+            ),
+            (
+                "/v2/a/manifests/bad%20tag".into(),
+                Err(RouteError::TagInvalid("bad%20tag".into())),
+            ),
+            (
+                "/v2/a/manifests/.x".into(),
+                Err(RouteError::TagInvalid(".x".into())),
+            ),
             ("/v2/a/other/thing".into(), Err(RouteError::NotFound)),
             ("/v3/".into(), Err(RouteError::NotFound)),
             ("/v2/tags/list".into(), Err(RouteError::NotFound)),

@@ -3,6 +3,7 @@
 //! 1. `MapResponse` adds `Docker-Distribution-API-Version` to every answer, errors included, so
 //!    it sits outside everything that can answer.
 //! 2. `handlers::dispatch` parses the route, opens the request's tracing span and answers.
+//!
 //! Connections live in a set owned by the accept loop: stopping the loop closes them.
 
 use super::{handlers, App};
@@ -33,7 +34,10 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>) {
         let app = app.clone();
         let service = ServiceBuilder::new()
             .map_response(|mut r: http::Response<crate::body::Body>| {
-                r.headers_mut().insert("Docker-Distribution-API-Version", HeaderValue::from_static("registry/2.0"));
+                r.headers_mut().insert(
+                    "Docker-Distribution-API-Version",
+                    HeaderValue::from_static("registry/2.0"),
+                );
                 r
             })
             .service_fn(move |req| handlers::dispatch(app.clone(), req));

@@ -52,12 +52,20 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(budget_bytes: u64, idle: Duration) -> Sessions {
-        Sessions { table: DashMap::new(), budget: Budget::new(budget_bytes), idle }
+        Sessions {
+            table: DashMap::new(),
+            budget: Budget::new(budget_bytes),
+            idle,
+        }
     }
 
     /// Register a new session for `repo` and ECR upload `ecr_upload_id`.
     pub fn create(&self, repo: &str, ecr_upload_id: String, part_size: u64) -> SessionRef {
-        let id = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let id = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let s = Arc::new(Mutex::new(Session {
             id: id.clone(),
             repo: repo.to_string(),

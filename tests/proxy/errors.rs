@@ -19,19 +19,41 @@ async fn image_manifest(s: &Stack, repo: &str, seed: u64) -> String {
 }
 
 async fn put_manifest(s: &Stack, repo: &str, reference: &str, manifest: &str) -> Resp {
-    request("PUT", &s.url(&format!("/v2/{repo}/manifests/{reference}")), &[("Content-Type", OCI)], manifest.to_string()).await
+    request(
+        "PUT",
+        &s.url(&format!("/v2/{repo}/manifests/{reference}")),
+        &[("Content-Type", OCI)],
+        manifest.to_string(),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn manifest_bytes_reach_ecr_unchanged() {
     let s = Stack::start().await;
     // Unusual spacing and key order: any re-serialisation would change the digest.
-    let m = image_manifest(&s, "man/app", 1).await.replace(",\"layers\"", " ,  \"layers\"");
+    let m = image_manifest(&s, "man/app", 1)
+        .await
+        .replace(",\"layers\"", " ,  \"layers\"");
     let r = put_manifest(&s, "man/app", "v1", &m).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("docker-content-digest"), digest(m.as_bytes()));
-    assert_eq!(r.header("location"), format!("/v2/man/app/manifests/{}", digest(m.as_bytes())));
-    let got = s.ecr.batch_get_image().repository_name("man/app").image_ids(aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("v1").build()).send().await.unwrap();
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/man/app/manifests/{}", digest(m.as_bytes()))
+    );
+    let got = s
+        .ecr
+        .batch_get_image()
+        .repository_name("man/app")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let image = &got.images()[0];
     assert_eq!(image.image_manifest(), Some(m.as_str()));
     assert_eq!(image.image_manifest_media_type(), Some(OCI));
@@ -61,15 +83,39 @@ async fn subject_is_echoed_in_oci_subject() {
 #[tokio::test]
 async fn bad_names_and_digests() {
     let s = Stack::start().await;
-    let r = request("POST", &s.url("/v2/Bad_Name/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/Bad_Name/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "NAME_INVALID"));
-    let r = request("HEAD", &s.url("/v2/ok/app/blobs/sha256:nothex"), &[], Bytes::new()).await;
+    let r = request(
+        "HEAD",
+        &s.url("/v2/ok/app/blobs/sha256:nothex"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 400);
-    let r = request("POST", &s.url("/v2/ok/app/blobs/uploads/?digest=md5:abc"), &[], b"x".to_vec()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/ok/app/blobs/uploads/?digest=md5:abc"),
+        &[],
+        b"x".to_vec(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     let r = request("PUT", &s.url("/v2/ok/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000"), &[("Content-Type", OCI)], "{}").await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
-    let r = request("DELETE", &s.url(&format!("/v2/ok/app/blobs/{}", digest(b"x"))), &[], Bytes::new()).await;
+    let r = request(
+        "DELETE",
+        &s.url(&format!("/v2/ok/app/blobs/{}", digest(b"x"))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (405, "UNSUPPORTED"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert!(v["errors"][0]["message"].is_string() && v["errors"][0]["detail"].is_string());
@@ -78,20 +124,66 @@ async fn bad_names_and_digests() {
 #[tokio::test]
 async fn unknown_repository_without_creation_is_name_unknown() {
     let s = Stack::start_with(&[("ECR_PROXY_CREATE_REPOSITORIES", "false")]).await;
-    let r = request("POST", &s.url("/v2/not/there/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/not/there/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "NAME_UNKNOWN"));
-    let r = request("POST", &s.url(&format!("/v2/not/there/blobs/uploads/?digest={}", digest(b"abc"))), &[], b"abc".to_vec()).await;
+    let r = request(
+        "POST",
+        &s.url(&format!(
+            "/v2/not/there/blobs/uploads/?digest={}",
+            digest(b"abc")
+        )),
+        &[],
+        b"abc".to_vec(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "NAME_UNKNOWN"));
 }
 
 #[tokio::test]
 async fn creation_follows_the_name_patterns() {
-    let s = Stack::start_with(&[("ECR_PROXY_CREATE_PATTERNS", "team-*/*"), ("ECR_PROXY_TAG_MUTABILITY", "IMMUTABLE")]).await;
-    assert_eq!(request("POST", &s.url("/v2/team-a/app/blobs/uploads/"), &[], Bytes::new()).await.status, 202);
-    let r = request("POST", &s.url("/v2/other/app/blobs/uploads/"), &[], Bytes::new()).await;
+    let s = Stack::start_with(&[
+        ("ECR_PROXY_CREATE_PATTERNS", "team-*/*"),
+        ("ECR_PROXY_TAG_MUTABILITY", "IMMUTABLE"),
+    ])
+    .await;
+    assert_eq!(
+        request(
+            "POST",
+            &s.url("/v2/team-a/app/blobs/uploads/"),
+            &[],
+            Bytes::new()
+        )
+        .await
+        .status,
+        202
+    );
+    let r = request(
+        "POST",
+        &s.url("/v2/other/app/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "NAME_UNKNOWN"));
-    let repo = s.ecr.describe_repositories().repository_names("team-a/app").send().await.unwrap();
-    assert_eq!(repo.repositories()[0].image_tag_mutability().map(|m| m.as_str()), Some("IMMUTABLE"));
+    let repo = s
+        .ecr
+        .describe_repositories()
+        .repository_names("team-a/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.repositories()[0]
+            .image_tag_mutability()
+            .map(|m| m.as_str()),
+        Some("IMMUTABLE")
+    );
 }
 
 #[tokio::test]
@@ -108,9 +200,14 @@ async fn immutable_tag_is_tag_invalid_but_the_same_push_succeeds() {
 #[tokio::test]
 async fn manifest_with_a_missing_blob_is_manifest_blob_unknown() {
     let s = Stack::start().await;
-    let m = image_manifest(&s, "miss/app", 5).await.replace(&digest(&data(5, 2000)), &digest(b"never pushed"));
+    let m = image_manifest(&s, "miss/app", 5)
+        .await
+        .replace(&digest(&data(5, 2000)), &digest(b"never pushed"));
     let r = put_manifest(&s, "miss/app", "v1", &m).await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
 }
 
 #[tokio::test]
@@ -120,8 +217,20 @@ async fn oversize_manifest_is_refused_before_any_ecr_call() {
     let r = put_manifest(&s, "huge/app", "v1", &big).await;
     assert_eq!((r.status, r.error_code().as_str()), (413, "SIZE_INVALID"));
     // Had ECR been called, the repository would have been created on first push.
-    let e = s.ecr.describe_repositories().repository_names("huge/app").send().await.unwrap_err();
-    assert_eq!(aws_sdk_ecr::error::ProvideErrorMetadata::code(&e), Some("RepositoryNotFoundException"));
+    let e = s
+        .ecr
+        .describe_repositories()
+        .repository_names("huge/app")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        aws_sdk_ecr::error::ProvideErrorMetadata::code(&e),
+        Some("RepositoryNotFoundException")
+    );
     let r = put_manifest(&s, "huge/app", "v1", "not json").await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_INVALID")
+    );
 }

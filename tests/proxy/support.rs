@@ -18,7 +18,8 @@ pub struct Stack {
     pub proxy: RunningProxy,
     pub emu: RunningEmulator,
     pub ecr: aws_sdk_ecr::Client,
-    pub dir: tempfile::TempDir,
+    /// Kept so the data directory lives as long as the stack.
+    pub _dir: tempfile::TempDir,
 }
 
 impl Stack {
@@ -29,17 +30,28 @@ impl Stack {
     /// Start with `ECR_PROXY_*` settings given as environment pairs.
     pub async fn start_with(env: &[(&str, &str)]) -> Stack {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let emu = emulator::start(EmulatorConfig::new(dir.path())).await.expect("emulator starts");
-        let mut vars: HashMap<String, String> = [("ECR_PROXY_CREATE_REPOSITORIES", "true"), ("ECR_PROXY_LISTEN", "127.0.0.1:0")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let emu = emulator::start(EmulatorConfig::new(dir.path()))
+            .await
+            .expect("emulator starts");
+        let mut vars: HashMap<String, String> = [
+            ("ECR_PROXY_CREATE_REPOSITORIES", "true"),
+            ("ECR_PROXY_LISTEN", "127.0.0.1:0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut config: ProxyConfig = config::load(None, &vars, &Flags::default()).expect("valid test config");
+        let mut config: ProxyConfig =
+            config::load(None, &vars, &Flags::default()).expect("valid test config");
         config.upstream = upstream(&emu);
         let proxy = registry::start(config).await.expect("proxy starts");
         let ecr = sdk_client(&emu.endpoint());
-        Stack { proxy, emu, ecr, dir }
+        Stack {
+            proxy,
+            emu,
+            ecr,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -82,7 +94,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The first error code of an OCI error body.
@@ -95,26 +110,44 @@ impl Resp {
 type Body = BoxBody<Bytes, std::io::Error>;
 
 async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> Resp {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Body>();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Body>();
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client.request(req.body(body).unwrap()).await.expect("request sent");
+    let resp = client
+        .request(req.body(body).unwrap())
+        .await
+        .expect("request sent");
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.expect("response body").to_bytes();
-    Resp { status: parts.status.as_u16(), headers: parts.headers, body }
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
 }
 
 /// A request with a whole body (sent with `Content-Length`).
-pub async fn request(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
-    let body = Full::new(body.into()).map_err(|never| match never {}).boxed();
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
+    let body = Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed();
     send(method, url, headers, body).await
 }
 
 /// A request whose body is streamed in `chunk`-byte frames with no length (chunked encoding).
 pub async fn request_streamed(method: &str, url: &str, data: Bytes, chunk: usize) -> Resp {
-    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..data.len()).step_by(chunk).map(|i| Ok(Frame::data(data.slice(i..(i + chunk).min(data.len()))))).collect();
+    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = (0..data.len())
+        .step_by(chunk)
+        .map(|i| Ok(Frame::data(data.slice(i..(i + chunk).min(data.len())))))
+        .collect();
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
     send(method, url, &[], body).await
 }
@@ -140,7 +173,11 @@ pub fn digest(bytes: &[u8]) -> String {
 /// Whether `tool` runs. Under `CI=true` a missing tool fails the test; elsewhere it is skipped
 /// with a note.
 pub fn tool_available(tool: &str, version_arg: &str) -> bool {
-    let ok = std::process::Command::new(tool).arg(version_arg).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = std::process::Command::new(tool)
+        .arg(version_arg)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("`{tool}` is required under CI=true (tests/run installs it)");
@@ -152,7 +189,17 @@ pub fn tool_available(tool: &str, version_arg: &str) -> bool {
 
 /// The layer's bytes as the emulator serves them (after a manifest references it).
 pub async fn layer_from_emulator(stack: &Stack, repo: &str, digest: &str) -> Bytes {
-    let url = stack.ecr.get_download_url_for_layer().repository_name(repo).layer_digest(digest).send().await.expect("download URL").download_url().unwrap().to_string();
+    let url = stack
+        .ecr
+        .get_download_url_for_layer()
+        .repository_name(repo)
+        .layer_digest(digest)
+        .send()
+        .await
+        .expect("download URL")
+        .download_url()
+        .unwrap()
+        .to_string();
     let r = request("GET", &url, &[], Bytes::new()).await;
     assert_eq!(r.status, 200, "download of {digest}");
     r.body

@@ -15,24 +15,45 @@ pub async fn assert_layers_in_ecr(stack: &Stack, repo: &str, layers: &[&[u8]]) {
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":2}},"layers":[{}]}}"#,
         descs.join(",")
     );
-    let r = request("PUT", &stack.url(&format!("/v2/{repo}/manifests/check")), &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")], manifest).await;
+    let r = request(
+        "PUT",
+        &stack.url(&format!("/v2/{repo}/manifests/check")),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        manifest,
+    )
+    .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     for l in layers {
-        assert_eq!(layer_from_emulator(stack, repo, &digest(l)).await, Bytes::copy_from_slice(l));
+        assert_eq!(
+            layer_from_emulator(stack, repo, &digest(l)).await,
+            Bytes::copy_from_slice(l)
+        );
     }
 }
 
 /// One-request upload; returns the digest.
 pub async fn push_blob(stack: &Stack, repo: &str, bytes: &[u8]) -> String {
     let d = digest(bytes);
-    let r = request("POST", &stack.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")), &[], bytes.to_vec()).await;
+    let r = request(
+        "POST",
+        &stack.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")),
+        &[],
+        bytes.to_vec(),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("docker-content-digest"), d);
     d
 }
 
 async fn begin(stack: &Stack, repo: &str) -> String {
-    let r = request("POST", &stack.url(&format!("/v2/{repo}/blobs/uploads/")), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &stack.url(&format!("/v2/{repo}/blobs/uploads/")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("range"), "0-0");
     assert!(!r.header("docker-upload-uuid").is_empty());
@@ -44,8 +65,22 @@ async fn patch_chunks(stack: &Stack, location: &str, bytes: &[u8], chunk: usize)
     for (i, c) in bytes.chunks(chunk).enumerate() {
         let start = i * chunk;
         let range = format!("{}-{}", start, start + c.len() - 1);
-        let r = request("PATCH", &stack.url(&loc), &[("Content-Range", &range), ("Content-Type", "application/octet-stream")], c.to_vec()).await;
-        assert_eq!(r.status, 202, "chunk {i}: {}", String::from_utf8_lossy(&r.body));
+        let r = request(
+            "PATCH",
+            &stack.url(&loc),
+            &[
+                ("Content-Range", &range),
+                ("Content-Type", "application/octet-stream"),
+            ],
+            c.to_vec(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            202,
+            "chunk {i}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(r.header("range"), format!("0-{}", start + c.len() - 1));
         loc = r.header("location").to_string();
     }
@@ -53,7 +88,13 @@ async fn patch_chunks(stack: &Stack, location: &str, bytes: &[u8], chunk: usize)
 }
 
 async fn finish(stack: &Stack, location: &str, digest: &str, body: Vec<u8>) -> Resp {
-    request("PUT", &stack.url(&format!("{location}?digest={digest}")), &[], body).await
+    request(
+        "PUT",
+        &stack.url(&format!("{location}?digest={digest}")),
+        &[],
+        body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -64,8 +105,14 @@ async fn one_byte_chunks() {
     let loc = patch_chunks(&s, &loc, &bytes, 1).await;
     let r = finish(&s, &loc, &digest(&bytes), vec![]).await;
     assert_eq!(r.status, 201);
-    assert_eq!(r.header("location"), format!("/v2/chunks/tiny/blobs/{}", digest(&bytes)));
-    assert_eq!(s.emu.layer_parts("chunks/tiny", &digest(&bytes)), Some(vec![300]));
+    assert_eq!(
+        r.header("location"),
+        format!("/v2/chunks/tiny/blobs/{}", digest(&bytes))
+    );
+    assert_eq!(
+        s.emu.layer_parts("chunks/tiny", &digest(&bytes)),
+        Some(vec![300])
+    );
     assert_layers_in_ecr(&s, "chunks/tiny", &[&bytes]).await;
 }
 
@@ -80,14 +127,26 @@ async fn three_mib_chunks_are_recut_into_exact_parts() {
     assert_eq!(status.header("range"), format!("0-{}", 25 * MIB - 1));
     let r = finish(&s, &loc, &digest(&bytes), vec![]).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(s.emu.layer_parts("chunks/big", &digest(&bytes)), Some(vec![PART, PART, 5 * MIB as u64]));
+    assert_eq!(
+        s.emu.layer_parts("chunks/big", &digest(&bytes)),
+        Some(vec![PART, PART, 5 * MIB as u64])
+    );
     assert_layers_in_ecr(&s, "chunks/big", &[&bytes]).await;
 }
 
 #[tokio::test]
 async fn part_sizes_are_exact_for_every_length() {
     let s = Stack::start().await;
-    for (i, len) in [100 * 1024, PART as usize - 1, PART as usize, PART as usize + 1, 2 * PART as usize + 7].into_iter().enumerate() {
+    for (i, len) in [
+        100 * 1024,
+        PART as usize - 1,
+        PART as usize,
+        PART as usize + 1,
+        2 * PART as usize + 7,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let bytes = data(10 + i as u64, len);
         let d = push_blob(&s, "parts/exact", &bytes).await;
         let parts = s.emu.layer_parts("parts/exact", &d).expect("layer in ECR");
@@ -104,13 +163,22 @@ async fn streamed_patch_and_final_chunk_on_put() {
     let bytes = data(3, 12 * MIB + 5);
     let loc = begin(&s, "stream/app").await;
     // One PATCH with chunked transfer encoding and no length, as docker sends it.
-    let r = request_streamed("PATCH", &s.url(&loc), Bytes::from(bytes[..11 * MIB].to_vec()), 64 * 1024).await;
+    let r = request_streamed(
+        "PATCH",
+        &s.url(&loc),
+        Bytes::from(bytes[..11 * MIB].to_vec()),
+        64 * 1024,
+    )
+    .await;
     assert_eq!(r.status, 202);
     assert_eq!(r.header("range"), format!("0-{}", 11 * MIB - 1));
     let loc = r.header("location").to_string();
     let r = finish(&s, &loc, &digest(&bytes), bytes[11 * MIB..].to_vec()).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(s.emu.layer_parts("stream/app", &digest(&bytes)), Some(vec![PART, 2 * MIB as u64 + 5]));
+    assert_eq!(
+        s.emu.layer_parts("stream/app", &digest(&bytes)),
+        Some(vec![PART, 2 * MIB as u64 + 5])
+    );
     assert_layers_in_ecr(&s, "stream/app", &[&bytes]).await;
 }
 
@@ -122,8 +190,17 @@ async fn post_then_put_with_the_whole_body() {
     let r = finish(&s, &loc, &digest(&bytes), bytes.clone()).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.header("docker-content-digest"), digest(&bytes));
-    let head = request("HEAD", &s.url(&format!("/v2/monolith/app/blobs/{}", digest(&bytes))), &[], Bytes::new()).await;
-    assert_eq!((head.status, head.header("content-length")), (200, "3145728"));
+    let head = request(
+        "HEAD",
+        &s.url(&format!("/v2/monolith/app/blobs/{}", digest(&bytes))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, "3145728")
+    );
 }
 
 #[tokio::test]
@@ -131,12 +208,24 @@ async fn out_of_order_chunk_is_416_with_the_valid_range() {
     let s = Stack::start().await;
     let loc = begin(&s, "order/app").await;
     let loc = patch_chunks(&s, &loc, &data(5, 100), 100).await;
-    let r = request("PATCH", &s.url(&loc), &[("Content-Range", "150-199")], data(6, 50)).await;
+    let r = request(
+        "PATCH",
+        &s.url(&loc),
+        &[("Content-Range", "150-199")],
+        data(6, 50),
+    )
+    .await;
     assert_eq!(r.status, 416);
     assert_eq!(r.header("range"), "0-99");
     assert_eq!(r.header("location"), loc);
     // The upload goes on from where it stands.
-    let r = request("PATCH", &s.url(&loc), &[("Content-Range", "100-149")], data(6, 50)).await;
+    let r = request(
+        "PATCH",
+        &s.url(&loc),
+        &[("Content-Range", "100-149")],
+        data(6, 50),
+    )
+    .await;
     assert_eq!((r.status, r.header("range")), (202, "0-149"));
 }
 
@@ -147,7 +236,10 @@ async fn cancelled_upload_is_unknown_afterwards() {
     let r = request("DELETE", &s.url(&loc), &[], Bytes::new()).await;
     assert_eq!(r.status, 204);
     let r = request("PATCH", &s.url(&loc), &[], data(7, 10)).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "BLOB_UPLOAD_UNKNOWN")
+    );
     assert_eq!(s.proxy.open_sessions(), 0);
 }
 
@@ -157,7 +249,10 @@ async fn upload_id_is_bound_to_its_repository() {
     let loc = begin(&s, "owner/app").await;
     let other = loc.replace("/v2/owner/app/", "/v2/other/app/");
     let r = request("PATCH", &s.url(&other), &[], data(8, 10)).await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "BLOB_UPLOAD_UNKNOWN")
+    );
 }
 
 #[tokio::test]
@@ -168,9 +263,27 @@ async fn wrong_digest_is_refused_and_nothing_lands() {
     let loc = begin(&s, "wrong/app").await;
     let r = finish(&s, &loc, &wrong, bytes.clone()).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
-    let check = s.ecr.batch_check_layer_availability().repository_name("wrong/app").layer_digests(digest(&bytes)).layer_digests(&wrong).send().await.unwrap();
-    assert!(check.layers().is_empty(), "nothing may be completed in ECR: {:?}", check.layers());
-    let r = request("HEAD", &s.url(&format!("/v2/wrong/app/blobs/{}", digest(&bytes))), &[], Bytes::new()).await;
+    let check = s
+        .ecr
+        .batch_check_layer_availability()
+        .repository_name("wrong/app")
+        .layer_digests(digest(&bytes))
+        .layer_digests(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        check.layers().is_empty(),
+        "nothing may be completed in ECR: {:?}",
+        check.layers()
+    );
+    let r = request(
+        "HEAD",
+        &s.url(&format!("/v2/wrong/app/blobs/{}", digest(&bytes))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 404);
 }
 
@@ -178,9 +291,21 @@ async fn wrong_digest_is_refused_and_nothing_lands() {
 async fn empty_blob_is_answered_without_ecr() {
     let s = Stack::start().await;
     let empty = digest(b"");
-    let r = request("POST", &s.url(&format!("/v2/empty/app/blobs/uploads/?digest={empty}")), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url(&format!("/v2/empty/app/blobs/uploads/?digest={empty}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 201);
-    let head = request("HEAD", &s.url(&format!("/v2/empty/app/blobs/{empty}")), &[], Bytes::new()).await;
+    let head = request(
+        "HEAD",
+        &s.url(&format!("/v2/empty/app/blobs/{empty}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!((head.status, head.header("content-length")), (200, "0"));
     // Also through POST + PUT with no bytes at all.
     let loc = begin(&s, "empty/app").await;
@@ -192,10 +317,31 @@ async fn mount_answers_201_when_the_target_has_the_layer_else_202() {
     let s = Stack::start().await;
     let bytes = data(11, 1000);
     let d = push_blob(&s, "mount/target", &bytes).await;
-    let r = request("POST", &s.url(&format!("/v2/mount/target/blobs/uploads/?mount={d}&from=mount/source")), &[], Bytes::new()).await;
-    assert_eq!((r.status, r.header("docker-content-digest")), (201, d.as_str()));
+    let r = request(
+        "POST",
+        &s.url(&format!(
+            "/v2/mount/target/blobs/uploads/?mount={d}&from=mount/source"
+        )),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("docker-content-digest")),
+        (201, d.as_str())
+    );
     let absent = digest(b"absent");
-    let r = request("POST", &s.url(&format!("/v2/mount/target/blobs/uploads/?mount={absent}&from=mount/source")), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url(&format!(
+            "/v2/mount/target/blobs/uploads/?mount={absent}&from=mount/source"
+        )),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 202);
-    assert!(r.header("location").starts_with("/v2/mount/target/blobs/uploads/"));
+    assert!(r
+        .header("location")
+        .starts_with("/v2/mount/target/blobs/uploads/"));
 }

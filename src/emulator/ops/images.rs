@@ -32,7 +32,9 @@ pub fn put(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         (Some(d), Some(m)) if d != m => {
             return Err(EcrError::invalid(
                 "imageManifestMediaType",
-                format!("Manifest media type '{m}' does not match the imageManifestMediaType '{d}'"),
+                format!(
+                    "Manifest media type '{m}' does not match the imageManifestMediaType '{d}'"
+                ),
             ))
         }
         (Some(d), _) => d.to_string(),
@@ -50,14 +52,24 @@ pub fn put(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
 
     let mut index = ctx.store.lock();
     let repo = ctx.repo_mut(&mut index, name)?;
-    let missing: Vec<&str> = parsed.blobs.iter().map(|b| b.digest.as_str()).filter(|d| !repo.layers.contains_key(*d)).collect();
+    let missing: Vec<&str> = parsed
+        .blobs
+        .iter()
+        .map(|b| b.digest.as_str())
+        .filter(|d| !repo.layers.contains_key(*d))
+        .collect();
     if !missing.is_empty() {
         return Err(EcrError::LayersNotFound(format!(
             "Layers with digests ['{}'] required for pushing image into repository with name '{name}' in the registry with id '{registry}' do not exist",
             missing.join("', '")
         )));
     }
-    let missing: Vec<&str> = parsed.children.iter().map(String::as_str).filter(|d| !repo.images.contains_key(*d)).collect();
+    let missing: Vec<&str> = parsed
+        .children
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !repo.images.contains_key(*d))
+        .collect();
     if !missing.is_empty() {
         return Err(EcrError::ReferencedImagesNotFound(format!(
             "Manifests with digests ['{}'] required for pushing image into repository with name '{name}' in the registry with id '{registry}' do not exist",
@@ -77,7 +89,9 @@ pub fn put(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         _ => {}
     }
     if exists && repo.tags_of(&digest).len() >= MAX_TAGS_PER_IMAGE {
-        return Err(EcrError::LimitExceeded(format!("An image can have at most {MAX_TAGS_PER_IMAGE} tags")));
+        return Err(EcrError::LimitExceeded(format!(
+            "An image can have at most {MAX_TAGS_PER_IMAGE} tags"
+        )));
     }
     if !exists {
         let record = ImageRecord {
@@ -133,13 +147,19 @@ fn wildcard(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
         Some((head, rest)) => {
-            s.starts_with(head) && (0..=s.len() - head.len()).any(|i| s.is_char_boundary(head.len() + i) && wildcard(rest, &s[head.len() + i..]))
+            s.starts_with(head)
+                && (0..=s.len() - head.len()).any(|i| {
+                    s.is_char_boundary(head.len() + i) && wildcard(rest, &s[head.len() + i..])
+                })
         }
     }
 }
 
 /// An image identifier resolved against a repository: the digest, or the failure for that item.
-fn resolve(repo: &RepoState, id: &Value) -> Result<(String, Option<String>), (&'static str, String)> {
+fn resolve(
+    repo: &RepoState,
+    id: &Value,
+) -> Result<(String, Option<String>), (&'static str, String)> {
     let digest = id.get("imageDigest").and_then(Value::as_str);
     let tag = id.get("imageTag").and_then(Value::as_str);
     if let Some(d) = digest {
@@ -155,11 +175,22 @@ fn resolve(repo: &RepoState, id: &Value) -> Result<(String, Option<String>), (&'
     let not_found = || ("ImageNotFound", "Requested image not found".to_string());
     match (digest, tag) {
         (None, None) => Err(("MissingDigestAndTag", "Missing image digest and tag".into())),
-        (Some(d), None) => repo.images.contains_key(d).then(|| (d.to_string(), None)).ok_or_else(not_found),
-        (None, Some(t)) => repo.tags.get(t).map(|d| (d.clone(), Some(t.to_string()))).ok_or_else(not_found),
+        (Some(d), None) => repo
+            .images
+            .contains_key(d)
+            .then(|| (d.to_string(), None))
+            .ok_or_else(not_found),
+        (None, Some(t)) => repo
+            .tags
+            .get(t)
+            .map(|d| (d.clone(), Some(t.to_string())))
+            .ok_or_else(not_found),
         (Some(d), Some(t)) => match repo.tags.get(t) {
             Some(cur) if cur == d => Ok((d.to_string(), Some(t.to_string()))),
-            Some(_) => Err(("ImageTagDoesNotMatchDigest", "Requested image tag does not match digest".into())),
+            Some(_) => Err((
+                "ImageTagDoesNotMatchDigest",
+                "Requested image tag does not match digest".into(),
+            )),
             None => Err(not_found()),
         },
     }
@@ -170,7 +201,10 @@ fn failure(id: &Value, code: &str, reason: String) -> Value {
 }
 
 fn image_ids(input: &Input) -> EcrResult<Vec<Value>> {
-    Ok(input.list_sized("imageIds", 1, 100)?.ok_or_else(|| not_null("imageIds"))?.clone())
+    Ok(input
+        .list_sized("imageIds", 1, 100)?
+        .ok_or_else(|| not_null("imageIds"))?
+        .clone())
 }
 
 pub fn batch_get(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
@@ -187,8 +221,14 @@ pub fn batch_get(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             Err((code, reason)) => failures.push(failure(id, code, reason)),
             Ok((digest, tag)) => {
                 let image = &repo.images[&digest];
-                if accepted.as_ref().is_some_and(|a| !a.contains(&image.media_type.as_str())) {
-                    let reason = format!("Requested image not found in an accepted media type (stored as {})", image.media_type);
+                if accepted
+                    .as_ref()
+                    .is_some_and(|a| !a.contains(&image.media_type.as_str()))
+                {
+                    let reason = format!(
+                        "Requested image not found in an accepted media type (stored as {})",
+                        image.media_type
+                    );
                     failures.push(failure(id, "ImageNotFound", reason));
                     continue;
                 }
@@ -236,7 +276,11 @@ pub fn batch_delete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             continue;
         }
         if repo.image_referenced_by_list(&digest) {
-            failures.push(failure(id, "ImageReferencedByManifestList", format!("Requested image {digest} is referenced by a manifest list")));
+            failures.push(failure(
+                id,
+                "ImageReferencedByManifestList",
+                format!("Requested image {digest} is referenced by a manifest list"),
+            ));
             continue;
         }
         let tags = repo.tags_of(&digest);

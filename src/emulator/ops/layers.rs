@@ -10,7 +10,9 @@ pub fn batch_check(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
     let registry = ctx.registry(input)?;
     let name = input.repository_name()?;
-    let digests = input.str_list("layerDigests", 1, 100)?.ok_or_else(|| not_null("layerDigests"))?;
+    let digests = input
+        .str_list("layerDigests", 1, 100)?
+        .ok_or_else(|| not_null("layerDigests"))?;
     for d in &digests {
         check_len("layerDigests", d.chars().count(), 0, 1000)?;
     }
@@ -60,6 +62,12 @@ pub fn download_url(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ctx.account
         )));
     }
-    let url = download::sign(ctx.store.url_key(), &call.base_url, name, digest, download::unix_now());
+    let url = download::sign(
+        ctx.store.url_key(),
+        &call.base_url,
+        name,
+        digest,
+        download::unix_now(),
+    );
     Ok(json!({ "downloadUrl": url, "layerDigest": digest }))
 }

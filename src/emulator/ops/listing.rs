@@ -14,7 +14,10 @@ fn tag_status(input: &Input) -> EcrResult<String> {
         None => "ANY".to_string(),
     };
     if !["TAGGED", "UNTAGGED", "ANY"].contains(&status.as_str()) {
-        return Err(EcrError::invalid("filter.tagStatus", "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]"));
+        return Err(EcrError::invalid(
+            "filter.tagStatus",
+            "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]",
+        ));
     }
     Ok(status)
 }
@@ -31,7 +34,10 @@ pub fn list_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let mut entries: Vec<(String, Value)> = Vec::new();
     if status != "UNTAGGED" {
         for (tag, digest) in &repo.tags {
-            entries.push((format!("t:{tag}"), json!({ "imageDigest": digest, "imageTag": tag })));
+            entries.push((
+                format!("t:{tag}"),
+                json!({ "imageDigest": digest, "imageTag": tag }),
+            ));
         }
     }
     if status != "TAGGED" {
@@ -57,7 +63,10 @@ pub fn describe_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let detail = |i: &ImageRecord| image_detail(repo, i, &registry, name);
     if let Some(ids) = ids {
         if token.is_some() || max.is_some() {
-            return Err(EcrError::invalid("imageIds", "Cannot be specified with nextToken or maxResults"));
+            return Err(EcrError::invalid(
+                "imageIds",
+                "Cannot be specified with nextToken or maxResults",
+            ));
         }
         let mut out = Vec::new();
         for id in ids {
@@ -100,9 +109,19 @@ pub fn describe_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
 /// The compressed size ECR reports: the sum of an image's blobs, or the largest child of a list.
 fn image_size(repo: &RepoState, image: &ImageRecord) -> u64 {
     if image.children.is_empty() {
-        image.blobs.iter().map(|b| repo.layers.get(&b.digest).map_or(b.size, |l| l.size)).sum()
+        image
+            .blobs
+            .iter()
+            .map(|b| repo.layers.get(&b.digest).map_or(b.size, |l| l.size))
+            .sum()
     } else {
-        image.children.iter().filter_map(|c| repo.images.get(c)).map(|c| image_size(repo, c)).max().unwrap_or(0)
+        image
+            .children
+            .iter()
+            .filter_map(|c| repo.images.get(c))
+            .map(|c| image_size(repo, c))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -129,11 +148,15 @@ pub fn list_referrers(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
     ctx.registry(input)?;
     let name = input.repository_name()?;
-    let subject = input.opt_obj("subjectId")?.ok_or_else(|| crate::emulator::input::not_null("subjectId"))?;
+    let subject = input
+        .opt_obj("subjectId")?
+        .ok_or_else(|| crate::emulator::input::not_null("subjectId"))?;
     let subject = subject.req_str("imageDigest")?.to_string();
     check_digest("subjectId.imageDigest", &subject)?;
     let artifact_types: Option<Vec<String>> = match input.opt_obj("filter")? {
-        Some(f) => f.str_list("artifactTypes", 1, 100)?.map(|l| l.into_iter().map(str::to_string).collect()),
+        Some(f) => f
+            .str_list("artifactTypes", 1, 100)?
+            .map(|l| l.into_iter().map(str::to_string).collect()),
         None => None,
     };
     let (token, max) = (input.opt_str("nextToken")?, input.max_results()?);

@@ -7,7 +7,12 @@ use crate::emulator::store::model::{RepoState, RepositoryRecord};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::{json, Value};
 
-const MUTABILITIES: [&str; 4] = ["MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"];
+const MUTABILITIES: [&str; 4] = [
+    "MUTABLE",
+    "IMMUTABLE",
+    "IMMUTABLE_WITH_EXCLUSION",
+    "MUTABLE_WITH_EXCLUSION",
+];
 
 pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
@@ -17,7 +22,10 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     if !MUTABILITIES.contains(&mutability) {
         return Err(EcrError::invalid(
             "imageTagMutability",
-            format!("Member must satisfy enum value set: [{}]", MUTABILITIES.join(", ")),
+            format!(
+                "Member must satisfy enum value set: [{}]",
+                MUTABILITIES.join(", ")
+            ),
         ));
     }
     let mut exclusion_filters = Vec::new();
@@ -25,15 +33,22 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         for f in filters {
             let f = f.get("filter").and_then(Value::as_str).unwrap_or_default();
             let ok = (1..=128).contains(&f.len())
-                && f.bytes().all(|c| c.is_ascii_alphanumeric() || b"._*-".contains(&c));
+                && f.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._*-".contains(&c));
             if !ok {
-                return Err(EcrError::invalid("imageTagMutabilityExclusionFilters.filter", "must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}'"));
+                return Err(EcrError::invalid(
+                    "imageTagMutabilityExclusionFilters.filter",
+                    "must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}'",
+                ));
             }
             exclusion_filters.push(f.to_string());
         }
     }
     if mutability.ends_with("_WITH_EXCLUSION") && exclusion_filters.is_empty() {
-        return Err(EcrError::invalid("imageTagMutabilityExclusionFilters", "must be specified with a *_WITH_EXCLUSION mutability"));
+        return Err(EcrError::invalid(
+            "imageTagMutabilityExclusionFilters",
+            "must be specified with a *_WITH_EXCLUSION mutability",
+        ));
     }
     let scan_on_push = match input.opt_obj("imageScanningConfiguration")? {
         Some(c) => c.opt_bool("scanOnPush")?.unwrap_or(false),
@@ -43,7 +58,10 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         Some(c) => {
             let t = c.req_str("encryptionType")?;
             if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
-                return Err(EcrError::invalid("encryptionConfiguration.encryptionType", "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]"));
+                return Err(EcrError::invalid(
+                    "encryptionConfiguration.encryptionType",
+                    "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
+                ));
             }
             (t.to_string(), c.opt_str("kmsKey")?.map(str::to_string))
         }
@@ -52,14 +70,24 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let mut tags = Vec::new();
     if let Some(list) = input.opt_list("tags")? {
         if list.len() > 50 {
-            return Err(EcrError::TooManyTags(format!("Too many tags: {} (the limit is 50)", list.len())));
+            return Err(EcrError::TooManyTags(format!(
+                "Too many tags: {} (the limit is 50)",
+                list.len()
+            )));
         }
         for t in list {
-            let (Some(k), Some(v)) = (t.get("Key").and_then(Value::as_str), t.get("Value").and_then(Value::as_str)) else {
-                return Err(EcrError::InvalidTagParameter("Each tag needs a Key and a Value".into()));
+            let (Some(k), Some(v)) = (
+                t.get("Key").and_then(Value::as_str),
+                t.get("Value").and_then(Value::as_str),
+            ) else {
+                return Err(EcrError::InvalidTagParameter(
+                    "Each tag needs a Key and a Value".into(),
+                ));
             };
             if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
-                return Err(EcrError::InvalidTagParameter(format!("Invalid tag '{k}': keys are 1-128 characters, values at most 256")));
+                return Err(EcrError::InvalidTagParameter(format!(
+                    "Invalid tag '{k}': keys are 1-128 characters, values at most 256"
+                )));
             }
             tags.push((k.to_string(), v.to_string()));
         }
@@ -96,7 +124,10 @@ pub fn describe(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let index = ctx.store.lock();
     if let Some(names) = names {
         if token.is_some() || max.is_some() {
-            return Err(EcrError::invalid("repositoryNames", "Cannot be specified with nextToken or maxResults"));
+            return Err(EcrError::invalid(
+                "repositoryNames",
+                "Cannot be specified with nextToken or maxResults",
+            ));
         }
         let mut out = Vec::new();
         for n in names {
@@ -127,7 +158,17 @@ pub fn delete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let out = repository_json(ctx, &repo.record);
     ctx.store.remove_repository(name)?;
     index.repos.remove(name);
-    index.uploads.retain(|_, u| u.record.repository != name);
+    // Its uploads end with it, on disk too: a restart must not bring them back.
+    let ended: Vec<String> = index
+        .uploads
+        .iter()
+        .filter(|(_, u)| u.record.repository == name)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in ended {
+        index.uploads.remove(&id);
+        ctx.store.remove_upload(&id)?;
+    }
     Ok(json!({ "repository": out }))
 }
 
@@ -190,4 +231,3 @@ pub fn with_token(mut out: Value, next: Option<String>) -> Value {
     }
     out
 }
-

@@ -24,11 +24,24 @@ pub fn initiate(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let mut index = ctx.store.lock();
     ctx.repo(&index, name)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let record = UploadRecord { id: id.clone(), repository: name.to_string(), parts: Vec::new(), received: 0, created_at: now() };
+    let record = UploadRecord {
+        id: id.clone(),
+        repository: name.to_string(),
+        parts: Vec::new(),
+        received: 0,
+        created_at: now(),
+    };
     fs::create_dir_all(ctx.store.layout().upload_dir(&id))?;
     fs::File::create(ctx.store.layout().upload_data(&id))?;
     ctx.store.save_upload(&record)?;
-    index.uploads.insert(id.clone(), UploadState { record, busy: false, hasher: Some(Sha256::new()) });
+    index.uploads.insert(
+        id.clone(),
+        UploadState {
+            record,
+            busy: false,
+            hasher: Some(Sha256::new()),
+        },
+    );
     let _ = registry;
     Ok(json!({ "uploadId": id, "partSize": ctx.part_size }))
 }
@@ -41,7 +54,12 @@ fn upload_not_found(ctx: &Ctx, id: &str, repo: &str) -> EcrError {
 }
 
 /// Check out an upload for exclusive use: it must exist, belong to `repo` and be idle.
-fn checkout<'a>(ctx: &Ctx, uploads: &'a mut std::collections::HashMap<String, UploadState>, id: &str, repo: &str) -> EcrResult<&'a mut UploadState> {
+fn checkout<'a>(
+    ctx: &Ctx,
+    uploads: &'a mut std::collections::HashMap<String, UploadState>,
+    id: &str,
+    repo: &str,
+) -> EcrResult<&'a mut UploadState> {
     match uploads.get_mut(id) {
         Some(u) if u.record.repository == repo => Ok(u),
         _ => Err(upload_not_found(ctx, id, repo)),
@@ -57,7 +75,10 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let last = input.req_i64("partLastByte")?;
     for (member, v) in [("partFirstByte", first), ("partLastByte", last)] {
         if v < 0 {
-            return Err(EcrError::invalid(member, "Member must have value greater than or equal to 0"));
+            return Err(EcrError::invalid(
+                member,
+                "Member must have value greater than or equal to 0",
+            ));
         }
     }
     let blob = STANDARD
@@ -79,23 +100,39 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         let upload = checkout(ctx, &mut index.uploads, id, name)?;
         let received = upload.record.received;
         if upload.busy {
-            return Err(part_error("Another part of this upload is being written".into(), received));
+            return Err(part_error(
+                "Another part of this upload is being written".into(),
+                received,
+            ));
         }
         if first != received {
-            return Err(part_error(format!("The part's first byte {first} does not follow the last byte received"), received));
+            return Err(part_error(
+                format!("The part's first byte {first} does not follow the last byte received"),
+                received,
+            ));
         }
         if blob.is_empty() || last < first || last - first + 1 != blob.len() as u64 {
-            return Err(part_error(format!("The part range {first}-{last} does not match the {}-byte part", blob.len()), received));
+            return Err(part_error(
+                format!(
+                    "The part range {first}-{last} does not match the {}-byte part",
+                    blob.len()
+                ),
+                received,
+            ));
         }
         if upload.record.parts.len() >= MAX_PARTS {
-            return Err(EcrError::LimitExceeded(format!("An upload can have at most {MAX_PARTS} parts")));
+            return Err(EcrError::LimitExceeded(format!(
+                "An upload can have at most {MAX_PARTS} parts"
+            )));
         }
         upload.busy = true;
         upload.hasher.take()
     };
 
     let written = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new().write(true).open(ctx.store.layout().upload_data(id))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(ctx.store.layout().upload_data(id))?;
         f.seek(SeekFrom::Start(first))?;
         f.write_all(&blob)
     })();
@@ -118,7 +155,9 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         upload.hasher = None;
         return Err(e.into());
     }
-    Ok(json!({ "registryId": registry, "repositoryName": name, "uploadId": id, "lastByteReceived": last }))
+    Ok(
+        json!({ "registryId": registry, "repositoryName": name, "uploadId": id, "lastByteReceived": last }),
+    )
 }
 
 pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
@@ -126,7 +165,9 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let registry = ctx.registry(input)?;
     let name = input.repository_name()?;
     let id = input.upload_id()?;
-    let digests = input.str_list("layerDigests", 1, 100)?.ok_or_else(|| crate::emulator::input::not_null("layerDigests"))?;
+    let digests = input
+        .str_list("layerDigests", 1, 100)?
+        .ok_or_else(|| crate::emulator::input::not_null("layerDigests"))?;
     for d in &digests {
         check_digest("layerDigests", d)?;
     }
@@ -146,10 +187,14 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         }
         let parts = &upload.record.parts;
         if parts.is_empty() {
-            return Err(EcrError::EmptyUpload(format!("The upload with id '{id}' contains no layer parts")));
+            return Err(EcrError::EmptyUpload(format!(
+                "The upload with id '{id}' contains no layer parts"
+            )));
         }
         if parts[..parts.len() - 1].iter().any(|&p| p < MIN_PART) {
-            return Err(EcrError::LayerPartTooSmall("Layer parts must be at least 5 MiB in size".into()));
+            return Err(EcrError::LayerPartTooSmall(
+                "Layer parts must be at least 5 MiB in size".into(),
+            ));
         }
         upload.busy = true;
         upload.hasher.take()
@@ -189,11 +234,16 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         fs::rename(ctx.store.layout().upload_data(id), &blob)?;
         ctx.store.remove_upload(id)?;
     }
-    let layer = LayerRecord { size: record.received, parts: record.parts };
+    let layer = LayerRecord {
+        size: record.received,
+        parts: record.parts,
+    };
     ctx.store.save_layer(name, &computed, &layer)?;
     repo.layers.insert(computed.clone(), layer);
     index.uploads.remove(id);
-    Ok(json!({ "registryId": registry, "repositoryName": name, "uploadId": id, "layerDigest": computed }))
+    Ok(
+        json!({ "registryId": registry, "repositoryName": name, "uploadId": id, "layerDigest": computed }),
+    )
 }
 
 fn hash_file(path: &std::path::Path) -> EcrResult<crate::digest::Digest> {

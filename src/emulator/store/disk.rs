@@ -1,6 +1,7 @@
 //! Where the emulator's data lives under its data directory, and the atomic file writes that
 //! make it survive a restart. Layout:
-//! `repos/<name with / as +>/{repository.json, layers/<algo>-<hex>.json, images/<algo>-<hex>.json, tags/t_<tag>}`,
+//! `repos/<name with / as +>/{repository.json, layers/<algo>-<hex>.json, images/<algo>-<hex>.json, tags/t_<tag>}`
+//! (a tag file holds `<digest>\n<tag>`; long names and tags are hashed, see `Layout::repo`, `Layout::tag`),
 //! `blobs/<algo>/<hex>`, `uploads/<id>/{meta.json, data}`, `url-key`.
 //! This module must not apply ECR rules; it reads and writes what it is given.
 
@@ -19,24 +20,46 @@ fn file_key(digest: &str) -> String {
     digest.replace(':', "-")
 }
 
+/// File names are at most 255 bytes, but repository names reach 256 characters and tags 300:
+/// names longer than this are stored under a hash (the record inside carries the real name).
+const MAX_PLAIN_NAME: usize = 200;
+
+fn hashed(name: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.as_bytes()))
+}
+
 impl Layout {
     pub fn repos(&self) -> PathBuf {
         self.root.join("repos")
     }
+    /// `a/b` is kept as `a+b`; a long name as `+<sha256 of the name>` (`+` is in no name).
     pub fn repo(&self, name: &str) -> PathBuf {
+        if name.len() > MAX_PLAIN_NAME {
+            return self.repos().join(format!("+{}", hashed(name)));
+        }
         self.repos().join(name.replace('/', "+"))
     }
     pub fn repo_file(&self, name: &str) -> PathBuf {
         self.repo(name).join("repository.json")
     }
     pub fn layer(&self, repo: &str, digest: &str) -> PathBuf {
-        self.repo(repo).join("layers").join(format!("{}.json", file_key(digest)))
+        self.repo(repo)
+            .join("layers")
+            .join(format!("{}.json", file_key(digest)))
     }
     pub fn image(&self, repo: &str, digest: &str) -> PathBuf {
-        self.repo(repo).join("images").join(format!("{}.json", file_key(digest)))
+        self.repo(repo)
+            .join("images")
+            .join(format!("{}.json", file_key(digest)))
     }
+    /// `t_<tag>`, or `h_<sha256 of the tag>` for a long tag (the file holds the tag too).
     pub fn tag(&self, repo: &str, tag: &str) -> PathBuf {
-        self.repo(repo).join("tags").join(format!("t_{tag}"))
+        let file = if tag.len() > MAX_PLAIN_NAME {
+            format!("h_{}", hashed(tag))
+        } else {
+            format!("t_{tag}")
+        };
+        self.repo(repo).join("tags").join(file)
     }
     pub fn blob(&self, digest: &str) -> PathBuf {
         let (algo, hex) = digest.split_once(':').unwrap_or(("unknown", digest));
@@ -77,7 +100,12 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
     let bytes = fs::read(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
 }
 
 /// Remove a file; a file that is already gone is fine.

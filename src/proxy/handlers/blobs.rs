@@ -1,10 +1,13 @@
-//! `/v2/<name>/blobs/<digest>`: HEAD via BatchCheckLayerAvailability.
+//! `/v2/<name>/blobs/<digest>`: HEAD via BatchCheckLayerAvailability; GET via
+//! GetDownloadUrlForLayer, redirected or streamed.
 
 use crate::body::{self, Body};
+use crate::config::BlobMode;
 use crate::digest::Digest;
 use crate::proxy::error::{RegistryError, RegistryResult};
-use crate::proxy::App;
+use crate::proxy::{holder, App};
 use http::{header, Response, StatusCode};
+use http_body_util::BodyExt;
 
 /// The layer's size, if the repository has it. The empty blob is always there: ECR cannot store
 /// it, so the proxy answers for it.
@@ -12,11 +15,18 @@ pub async fn size(app: &App, name: &str, digest: &Digest) -> RegistryResult<Opti
     if digest.is_empty_blob() {
         return Ok(Some(0));
     }
-    Ok(app.ecr.check_layers(name, &[digest.to_string()]).await?.pop().flatten())
+    Ok(app
+        .ecr
+        .check_layers(name, &[digest.to_string()])
+        .await?
+        .pop()
+        .flatten())
 }
 
 pub async fn head(app: &App, name: &str, digest: &Digest) -> RegistryResult<Response<Body>> {
-    let size = size(app, name, digest).await?.ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))?;
+    let size = size(app, name, digest)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))?;
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_LENGTH, size)
@@ -25,4 +35,55 @@ pub async fn head(app: &App, name: &str, digest: &Digest) -> RegistryResult<Resp
         .header(header::ACCEPT_RANGES, "bytes")
         .body(body::empty())
         .expect("valid response"))
+}
+
+/// GET a blob: 307 to ECR's download URL (`redirect`), or its bytes streamed through the proxy
+/// (`stream`), honouring `Range`.
+pub async fn get(
+    app: &App,
+    name: &str,
+    digest: &Digest,
+    range: Option<&str>,
+) -> RegistryResult<Response<Body>> {
+    if digest.is_empty_blob() {
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, 0)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header("Docker-Content-Digest", digest.as_str())
+            .body(body::empty())
+            .expect("valid response"));
+    }
+    let url = holder::download_url(app, name, digest).await?;
+    if app.config.blob_mode == BlobMode::Redirect {
+        return Ok(Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header("Docker-Content-Digest", digest.as_str())
+            .header(header::CONTENT_LENGTH, 0)
+            .body(body::empty())
+            .expect("valid response"));
+    }
+    let upstream = app.fetcher.get(&url, range).await?;
+    let status = upstream.status();
+    if !(status == StatusCode::OK
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::RANGE_NOT_SATISFIABLE)
+    {
+        return Err(RegistryError::Unavailable(format!(
+            "the layer store answered {status} for {digest}"
+        )));
+    }
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header("Docker-Content-Digest", digest.as_str())
+        .header(header::ACCEPT_RANGES, "bytes");
+    for h in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG] {
+        if let Some(v) = upstream.headers().get(&h) {
+            resp = resp.header(h, v.clone());
+        }
+    }
+    let stream = upstream.into_body().map_err(std::io::Error::other).boxed();
+    Ok(resp.body(stream).expect("valid response"))
 }

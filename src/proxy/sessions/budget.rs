@@ -25,13 +25,21 @@ pub struct Reservation {
 impl Budget {
     pub fn new(bytes: u64) -> Budget {
         let units = (bytes / UNIT).max(1);
-        Budget { sem: Arc::new(Semaphore::new(units as usize)), total_units: units }
+        Budget {
+            sem: Arc::new(Semaphore::new(units as usize)),
+            total_units: units,
+        }
     }
 
     /// Wait until `bytes` can be promised (capped at the whole budget), then promise them.
     pub async fn reserve(&self, bytes: u64) -> Reservation {
         let units = bytes.div_ceil(UNIT).clamp(1, self.total_units) as u32;
-        let permit = self.sem.clone().acquire_many_owned(units).await.expect("the budget semaphore is never closed");
+        let permit = self
+            .sem
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .expect("the budget semaphore is never closed");
         Reservation { _permit: permit }
     }
 

@@ -31,7 +31,11 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     pub fn new(session: &'a mut Session, ecr: &'a Ecr) -> Self {
-        Writer { session, ecr, in_flight: None }
+        Writer {
+            session,
+            ecr,
+            in_flight: None,
+        }
     }
 
     pub fn session(&self) -> &Session {
@@ -44,8 +48,15 @@ impl<'a> Writer<'a> {
         let part_size = self.session.part_size as usize;
         while !chunk.is_empty() {
             if self.session.tail.is_none() {
-                let reservation = self.session.budget.reserve(part_cost(self.session.part_size)).await;
-                self.session.tail = Some(PartBuf { data: Vec::with_capacity(part_size), reservation });
+                let reservation = self
+                    .session
+                    .budget
+                    .reserve(part_cost(self.session.part_size))
+                    .await;
+                self.session.tail = Some(PartBuf {
+                    data: Vec::with_capacity(part_size),
+                    reservation,
+                });
             }
             let tail = self.session.tail.as_mut().expect("just filled");
             let take = chunk.len().min(part_size - tail.data.len());
@@ -64,7 +75,11 @@ impl<'a> Writer<'a> {
         self.wait().await?;
         let len = part.data.len() as u64;
         let first = self.session.committed + self.in_flight_len();
-        let (ecr, repo, upload) = (self.ecr.clone(), self.session.repo.clone(), self.session.ecr_upload_id.clone());
+        let (ecr, repo, upload) = (
+            self.ecr.clone(),
+            self.session.repo.clone(),
+            self.session.ecr_upload_id.clone(),
+        );
         let handle = tokio::spawn(async move {
             let PartBuf { data, reservation } = part;
             let result = ecr.upload_part(&repo, &upload, first, data).await;
@@ -82,7 +97,14 @@ impl<'a> Writer<'a> {
     /// Wait for the part in flight, if any.
     pub async fn wait(&mut self) -> Result<(), EcrError> {
         if let Some((len, handle)) = self.in_flight.take() {
-            handle.await.map_err(|e| EcrError::new(crate::ecr::ErrorKind::Unavailable, "UploadLayerPart", "TaskFailed", e.to_string()))??;
+            handle.await.map_err(|e| {
+                EcrError::new(
+                    crate::ecr::ErrorKind::Unavailable,
+                    "UploadLayerPart",
+                    "TaskFailed",
+                    e.to_string(),
+                )
+            })??;
             self.session.committed += len;
         }
         Ok(())

@@ -1,0 +1,157 @@
+//! skopeo copies through the proxy: an OCI image layout written here, copied to the proxy with
+//! `skopeo copy --preserve-digests`, then checked in the emulator byte for byte (manifest and
+//! layers) along with the part sizes ECR received.
+
+use crate::support::*;
+use bytes::Bytes;
+use std::path::Path;
+
+const PART: u64 = 10 * MIB as u64;
+
+/// Layer sizes around ECR's 10 MiB part boundary, plus one large layer.
+fn layer_sizes() -> [usize; 5] {
+    [
+        100 * 1024,
+        (9.9 * MIB as f64).floor() as usize,
+        10 * MIB,
+        10 * MIB + 1,
+        64 * MIB,
+    ]
+}
+
+/// The part sizes ECR should see for a layer of `len` bytes: full parts, then a shorter tail.
+fn expected_parts(len: u64) -> Vec<u64> {
+    let mut parts = vec![PART; (len / PART) as usize];
+    if len % PART != 0 {
+        parts.push(len % PART);
+    }
+    parts
+}
+
+/// Write `bytes` as a blob of the OCI layout at `dir`; returns its digest.
+fn write_blob(dir: &Path, bytes: &[u8]) -> String {
+    let d = digest(bytes);
+    let hex = d.strip_prefix("sha256:").unwrap();
+    std::fs::write(dir.join("blobs/sha256").join(hex), bytes).expect("write blob");
+    d
+}
+
+/// An OCI image layout at `dir` holding one image tagged `tag`; returns the manifest bytes
+/// and the layers.
+fn write_layout(dir: &Path, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layers: Vec<Vec<u8>> = layer_sizes()
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| data(100 + i as u64, len))
+        .collect();
+    let digests: Vec<String> = layers.iter().map(|l| write_blob(dir, l)).collect();
+    let diff_ids: Vec<String> = digests.iter().map(|d| format!("\"{d}\"")).collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let config_digest = write_blob(dir, config.as_bytes());
+    let descs: Vec<String> = layers
+        .iter()
+        .zip(&digests)
+        .map(|(l, d)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
+                l.len()
+            )
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        descs.join(",")
+    );
+    let manifest_digest = write_blob(dir, manifest.as_bytes());
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
+        manifest.len()
+    );
+    std::fs::write(dir.join("index.json"), index).unwrap();
+    (manifest.into_bytes(), layers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_copy_oci_layout_lands_byte_for_byte() {
+    if !tool_available("skopeo", "--version") {
+        return;
+    }
+    let stack = Stack::start().await;
+    let port = stack.proxy.addr().port();
+    let repo = format!("skopeo/copy-{port}");
+    let tag = "v1";
+    let src = tempfile::tempdir().expect("temporary directory");
+    let layout = src.path().join("layout");
+    let (manifest, layers) = write_layout(&layout, tag);
+
+    let out = tokio::process::Command::new("skopeo")
+        .arg("--insecure-policy")
+        .arg("copy")
+        .arg("--dest-tls-verify=false")
+        .arg("--preserve-digests")
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("docker://{}/{repo}:{tag}", stack.host()))
+        // Keep skopeo's own state (auth files, blob-info cache) inside the temporary directory.
+        .env("HOME", src.path())
+        .env("XDG_RUNTIME_DIR", src.path())
+        .env("TMPDIR", src.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo copy failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let got = stack
+        .ecr
+        .batch_get_image()
+        .repository_name(&repo)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .accepted_media_types("application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect("BatchGetImage");
+    assert!(got.failures().is_empty(), "failures: {:?}", got.failures());
+    let image = got.images().first().expect("the image is in ECR");
+    assert_eq!(
+        image.image_manifest().unwrap_or_default(),
+        std::str::from_utf8(&manifest).unwrap(),
+        "the manifest is stored byte for byte"
+    );
+    assert_eq!(
+        image.image_id().and_then(|id| id.image_digest()),
+        Some(digest(&manifest).as_str())
+    );
+
+    for layer in &layers {
+        let d = digest(layer);
+        let fetched = layer_from_emulator(&stack, &repo, &d).await;
+        assert!(
+            fetched == Bytes::copy_from_slice(layer),
+            "layer {d} ({} bytes) differs: got {} bytes",
+            layer.len(),
+            fetched.len()
+        );
+        assert_eq!(
+            stack.emu.layer_parts(&repo, &d),
+            Some(expected_parts(layer.len() as u64)),
+            "parts of layer {d} ({} bytes)",
+            layer.len()
+        );
+    }
+}
