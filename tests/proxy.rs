@@ -7,6 +7,10 @@ mod docker;
 mod errors;
 #[path = "proxy/memory.rs"]
 mod memory;
+#[path = "proxy/pull.rs"]
+mod pull;
+#[path = "proxy/roundtrip.rs"]
+mod roundtrip;
 #[path = "proxy/skopeo.rs"]
 mod skopeo;
 #[path = "proxy/support.rs"]

@@ -1,0 +1,1 @@
+//! Real-client pull round trips (being written).
