@@ -409,6 +409,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_files_load() {
+        for f in ["config/ecr-proxy.toml", "config/local.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            load(Some(&path), &env(&[]), &Flags::default()).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
     fn sizes_and_globs() {
         assert_eq!(parse_size("64MiB"), Ok(64 * MIB));
         assert_eq!(parse_size("10485760"), Ok(10 * MIB));

@@ -180,3 +180,107 @@ async fn docker_push_then_push_again() {
         assert_eq!(parts.iter().sum::<u64>(), l["size"].as_u64().unwrap());
     }
 }
+
+/// Removes a container from the local engine when the test ends, passed or failed.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
+/// `docker image inspect --format FORMAT IMAGE`, trimmed; `None` when the engine lacks it.
+async fn inspect(image: &str, format: &str) -> Option<String> {
+    let out = docker(&["image", "inspect", "--format", format, image]).await;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pull_after_push() {
+    if !tool_available("docker", "version") {
+        return;
+    }
+    let stack = Stack::start_with(&[("ECR_PROXY_BLOB_MODE", "stream")]).await;
+    let port = stack.proxy.addr().port();
+    let repo = format!("dockertest/pull-{port}");
+    let tag = format!("t{}", std::process::id());
+    let image = format!("{}/{repo}:{tag}", stack.host());
+
+    // Every file starts with this run's name, so no layer is shared with another image in the
+    // engine and the pull has to fetch them all.
+    let files = [1024, 4 * MIB + 3, 150 * 1024];
+    let ctx = tempfile::tempdir().expect("temporary directory");
+    let mut dockerfile = String::from("FROM scratch\n");
+    for (i, &len) in files.iter().enumerate() {
+        let mut bytes = format!("{image} f{i}\n").into_bytes();
+        bytes.extend(data(500 + i as u64, len));
+        std::fs::write(ctx.path().join(format!("f{i}")), bytes).unwrap();
+        dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+
+    let _cleanup = RemoveImage(image.clone());
+    let built = docker(&["build", "-t", &image, ctx.path().to_str().unwrap()]).await;
+    assert!(built.status.success(), "docker build: {}", describe(&built));
+    let id = inspect(&image, "{{.Id}}").await.expect("the built image");
+    let _cleanup_id = RemoveImage(id.clone());
+    let layers = inspect(&image, "{{json .RootFS.Layers}}")
+        .await
+        .expect("the built image");
+    let layer_ids: Vec<String> = serde_json::from_str(&layers).expect("RootFS.Layers is JSON");
+    assert_eq!(layer_ids.len(), files.len(), "one layer per COPY: {layers}");
+
+    let pushed = docker(&["push", &image]).await;
+    assert!(
+        pushed.status.success(),
+        "docker push: {}",
+        describe(&pushed)
+    );
+
+    // Gone from the engine: every name, then the image itself.
+    let removed = docker(&["rmi", "-f", &image]).await;
+    assert!(
+        removed.status.success(),
+        "docker rmi: {}",
+        describe(&removed)
+    );
+    let _ = docker(&["rmi", "-f", &id]).await;
+    assert_eq!(inspect(&id, "{{.Id}}").await, None, "the image is removed");
+
+    let pulled = docker(&["pull", &image]).await;
+    assert!(
+        pulled.status.success(),
+        "docker pull: {}",
+        describe(&pulled)
+    );
+    let pulled_out = String::from_utf8_lossy(&pulled.stdout).to_string();
+    assert_eq!(
+        layers_with(&pulled_out, "Pull complete").len(),
+        files.len(),
+        "every layer is downloaded: {}",
+        describe(&pulled)
+    );
+    assert_eq!(
+        inspect(&image, "{{.Id}}").await.as_deref(),
+        Some(id.as_str()),
+        "the pulled image id"
+    );
+    assert_eq!(
+        inspect(&image, "{{json .RootFS.Layers}}").await.as_deref(),
+        Some(layers.as_str()),
+        "the pulled layers"
+    );
+
+    let created = docker(&["create", &image, "/nonexistent"]).await;
+    assert!(
+        created.status.success(),
+        "docker create: {}",
+        describe(&created)
+    );
+    let _container = RemoveContainer(String::from_utf8_lossy(&created.stdout).trim().to_string());
+}

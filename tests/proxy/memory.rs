@@ -11,6 +11,11 @@ use sha2::{Digest as _, Sha256};
 
 const PART: u64 = 10 * MIB as u64;
 
+/// The binary measured: `ECR_PROXY_BIN` (e.g. a release build) or this test build's.
+fn binary() -> String {
+    std::env::var("ECR_PROXY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ecr-proxy").to_string())
+}
+
 /// A proxy process pointed at an emulator through the standard AWS variables.
 struct ProxyProcess {
     child: std::process::Child,
@@ -25,7 +30,7 @@ impl ProxyProcess {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-proxy"))
+        let mut child = std::process::Command::new(binary())
             .args(["serve", "--listen", &addr])
             .env("AWS_ENDPOINT_URL_ECR", endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")

@@ -28,53 +28,18 @@ fn expected_parts(len: u64) -> Vec<u64> {
     parts
 }
 
-/// Write `bytes` as a blob of the OCI layout at `dir`; returns its digest.
-fn write_blob(dir: &Path, bytes: &[u8]) -> String {
-    let d = digest(bytes);
-    let hex = d.strip_prefix("sha256:").unwrap();
-    std::fs::write(dir.join("blobs/sha256").join(hex), bytes).expect("write blob");
-    d
-}
-
 /// An OCI image layout at `dir` holding one image tagged `tag`; returns the manifest bytes
 /// and the layers.
 fn write_layout(dir: &Path, tag: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
-    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = OciLayout::create(dir);
     let layers: Vec<Vec<u8>> = layer_sizes()
         .iter()
         .enumerate()
         .map(|(i, &len)| data(100 + i as u64, len))
         .collect();
-    let digests: Vec<String> = layers.iter().map(|l| write_blob(dir, l)).collect();
-    let diff_ids: Vec<String> = digests.iter().map(|d| format!("\"{d}\"")).collect();
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
-        diff_ids.join(",")
-    );
-    let config_digest = write_blob(dir, config.as_bytes());
-    let descs: Vec<String> = layers
-        .iter()
-        .zip(&digests)
-        .map(|(l, d)| {
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
-                l.len()
-            )
-        })
-        .collect();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        descs.join(",")
-    );
-    let manifest_digest = write_blob(dir, manifest.as_bytes());
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest_digest}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
-        manifest.len()
-    );
-    std::fs::write(dir.join("index.json"), index).unwrap();
-    (manifest.into_bytes(), layers)
+    let manifest = layout.image("amd64", &layers);
+    layout.tag(tag, OCI_MANIFEST, &manifest);
+    (manifest, layers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -204,3 +204,143 @@ pub async fn layer_from_emulator(stack: &Stack, repo: &str, digest: &str) -> Byt
     assert_eq!(r.status, 200, "download of {digest}");
     r.body
 }
+
+/// An OCI image layout being written in a directory: blobs under `blobs/sha256`, the top index
+/// in `index.json`.
+pub struct OciLayout {
+    pub dir: std::path::PathBuf,
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+impl OciLayout {
+    /// An empty layout at `dir` (created).
+    pub fn create(dir: &std::path::Path) -> OciLayout {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout");
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("write oci-layout");
+        OciLayout {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Write `bytes` as a blob; returns its digest.
+    pub fn blob(&self, bytes: &[u8]) -> String {
+        let d = digest(bytes);
+        let hex = d.strip_prefix("sha256:").unwrap();
+        std::fs::write(self.dir.join("blobs/sha256").join(hex), bytes).expect("write blob");
+        d
+    }
+
+    /// Write an image for `linux/<arch>` (config, the layers as uncompressed tar layers, then
+    /// the manifest) as blobs; returns the manifest bytes.
+    pub fn image(&self, arch: &str, layers: &[Vec<u8>]) -> Vec<u8> {
+        let digests: Vec<String> = layers.iter().map(|l| self.blob(l)).collect();
+        let diff_ids: Vec<String> = digests.iter().map(|d| format!("\"{d}\"")).collect();
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+            diff_ids.join(",")
+        );
+        let config_digest = self.blob(config.as_bytes());
+        let descs: Vec<String> = layers
+            .iter()
+            .zip(&digests)
+            .map(|(l, d)| {
+                format!(
+                    r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
+                    l.len()
+                )
+            })
+            .collect();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            descs.join(",")
+        );
+        self.blob(manifest.as_bytes());
+        manifest.into_bytes()
+    }
+
+    /// Write an image index over `linux/<arch>` image manifests as a blob; returns its bytes.
+    pub fn index(&self, manifests: &[(&str, &[u8])]) -> Vec<u8> {
+        let descs: Vec<String> = manifests
+            .iter()
+            .map(|(arch, m)| {
+                format!(
+                    r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                    digest(m),
+                    m.len()
+                )
+            })
+            .collect();
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            descs.join(",")
+        );
+        self.blob(index.as_bytes());
+        index.into_bytes()
+    }
+
+    /// Write `index.json` naming the blob `bytes` (of `media_type`) as `tag`.
+    pub fn tag(&self, tag: &str, media_type: &str, bytes: &[u8]) {
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{media_type}","digest":"{}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
+            digest(bytes),
+            bytes.len()
+        );
+        std::fs::write(self.dir.join("index.json"), index).expect("write index.json");
+    }
+
+    /// Every blob of the layout by digest, checking each file's name is its digest.
+    pub fn blobs(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(self.dir.join("blobs/sha256")).expect("read blobs") {
+            let path = entry.expect("blob entry").path();
+            let bytes = std::fs::read(&path).expect("read blob");
+            let name = format!("sha256:{}", path.file_name().unwrap().to_string_lossy());
+            assert_eq!(
+                digest(&bytes),
+                name,
+                "blob file {} has other bytes",
+                path.display()
+            );
+            out.insert(name, bytes);
+        }
+        out
+    }
+
+    /// The descriptor `index.json` gives for `tag`.
+    pub fn tagged(&self, tag: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read(self.dir.join("index.json")).ok()?;
+        let index: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        index["manifests"]
+            .as_array()?
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .cloned()
+    }
+}
+
+/// Run `skopeo --insecure-policy ARGS` with its state (auth files, blob-info cache, temporary
+/// files) kept in `home`; panics with its output unless it succeeds.
+pub async fn skopeo(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = tokio::process::Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", home)
+        .env("TMPDIR", home)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
