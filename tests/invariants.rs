@@ -38,7 +38,10 @@ fn all_sources() -> Vec<(String, String)> {
 fn only_the_ecr_module_imports_the_sdk() {
     for (path, text) in all_sources() {
         let allowed = path == "src/ecr.rs" || path.starts_with("src/ecr/");
-        let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
         assert!(
             allowed || !code.contains("aws_sdk_ecr"),
             "{path} uses aws_sdk_ecr"
