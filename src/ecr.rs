@@ -4,8 +4,6 @@
 
 pub mod errors;
 
-use aws_sdk_ecr::primitives::Blob;
-use aws_sdk_ecr::types::{ImageIdentifier, LayerAvailability, ListImagesFilter, TagStatus};
 use aws_sdk_ecr::Client;
 pub use errors::{EcrError, ErrorKind};
 
@@ -56,13 +54,18 @@ pub struct Ecr {
     registry_id: Option<String>,
 }
 
-type Result<T> = std::result::Result<T, EcrError>;
+pub(crate) type Result<T> = std::result::Result<T, EcrError>;
 
+/// Send a fluent call and sort its error.
 macro_rules! sdk {
     ($op:literal, $call:expr) => {
         $call.send().await.map_err(|e| EcrError::from_sdk($op, &e))
     };
 }
+
+// After the macro, which they use.
+mod images;
+mod layers;
 
 impl Ecr {
     /// Build a client from the standard AWS configuration plus the overrides in `upstream`.
@@ -130,237 +133,6 @@ impl Ecr {
         }
     }
 
-    /// Start a layer upload: ECR's upload id and the part size it wants.
-    pub async fn initiate_upload(&self, repo: &str) -> Result<(String, u64)> {
-        let out = sdk!(
-            "InitiateLayerUpload",
-            self.client
-                .initiate_layer_upload()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-        )?;
-        let id = out.upload_id().unwrap_or_default().to_string();
-        Ok((id, out.part_size().unwrap_or(0).max(0) as u64))
-    }
-
-    /// Upload bytes `first..first+data.len()`. A part that already landed (the answer was lost
-    /// and the SDK retried) is reported by ECR as out of order with `lastValidByteReceived` at
-    /// its end: that is success.
-    pub async fn upload_part(
-        &self,
-        repo: &str,
-        upload_id: &str,
-        first: u64,
-        data: Vec<u8>,
-    ) -> Result<()> {
-        let last = first + data.len() as u64 - 1;
-        let call = self
-            .client
-            .upload_layer_part()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repo)
-            .upload_id(upload_id)
-            .part_first_byte(first as i64)
-            .part_last_byte(last as i64)
-            .layer_part_blob(Blob::new(data));
-        match call.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let landed = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(p) => {
-                            p.last_valid_byte_received()
-                        }
-                        _ => None,
-                    })
-                    .is_some_and(|lv| lv == last as i64);
-                if landed {
-                    tracing::info!(
-                        upload_id,
-                        first,
-                        last,
-                        "part had already landed (retried after a lost answer)"
-                    );
-                    Ok(())
-                } else {
-                    Err(EcrError::from_sdk("UploadLayerPart", &e))
-                }
-            }
-        }
-    }
-
-    /// Finish an upload. A layer the repository already has is success.
-    pub async fn complete_upload(&self, repo: &str, upload_id: &str, digest: &str) -> Result<()> {
-        let call = self
-            .client
-            .complete_layer_upload()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repo)
-            .upload_id(upload_id)
-            .layer_digests(digest);
-        match sdk!("CompleteLayerUpload", call) {
-            Err(e) if e.kind == ErrorKind::LayerAlreadyExists => Ok(()),
-            other => other.map(|_| ()),
-        }
-    }
-
-    /// The size of each layer the repository has, `None` for the ones it does not (ECR reports
-    /// those either as UNAVAILABLE or as a MissingLayerDigest failure: both mean absent).
-    pub async fn check_layers(&self, repo: &str, digests: &[String]) -> Result<Vec<Option<u64>>> {
-        let out = sdk!(
-            "BatchCheckLayerAvailability",
-            self.client
-                .batch_check_layer_availability()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-                .set_layer_digests(Some(digests.to_vec()))
-        )?;
-        Ok(digests
-            .iter()
-            .map(|d| {
-                out.layers()
-                    .iter()
-                    .find(|l| {
-                        l.layer_digest() == Some(d.as_str())
-                            && l.layer_availability() == Some(&LayerAvailability::Available)
-                    })
-                    .map(|l| l.layer_size().unwrap_or(0).max(0) as u64)
-            })
-            .collect())
-    }
-
-    /// Store a manifest; returns the digest ECR computed.
-    pub async fn put_image(
-        &self,
-        repo: &str,
-        manifest: &str,
-        media_type: &str,
-        tag: Option<&str>,
-        digest: Option<&str>,
-    ) -> Result<String> {
-        let out = sdk!(
-            "PutImage",
-            self.client
-                .put_image()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-                .image_manifest(manifest)
-                .image_manifest_media_type(media_type)
-                .set_image_tag(tag.map(str::to_string))
-                .set_image_digest(digest.map(str::to_string))
-        )?;
-        Ok(out
-            .image()
-            .and_then(|i| i.image_id())
-            .and_then(|i| i.image_digest())
-            .unwrap_or_default()
-            .to_string())
-    }
-
-    /// Fetch one manifest by tag or digest; `None` when ECR has no such image (in an accepted type).
-    pub async fn get_image(
-        &self,
-        repo: &str,
-        tag: Option<&str>,
-        digest: Option<&str>,
-        accepted: &[String],
-    ) -> Result<Option<Image>> {
-        let id = ImageIdentifier::builder()
-            .set_image_tag(tag.map(str::to_string))
-            .set_image_digest(digest.map(str::to_string))
-            .build();
-        let out = sdk!(
-            "BatchGetImage",
-            self.client
-                .batch_get_image()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-                .image_ids(id)
-                .set_accepted_media_types((!accepted.is_empty()).then(|| accepted.to_vec()))
-        )?;
-        Ok(out.images().first().map(|i| Image {
-            digest: i
-                .image_id()
-                .and_then(|id| id.image_digest())
-                .unwrap_or_default()
-                .to_string(),
-            manifest: i.image_manifest().unwrap_or_default().to_string(),
-            media_type: i
-                .image_manifest_media_type()
-                .unwrap_or_default()
-                .to_string(),
-        }))
-    }
-
-    /// Delete by tag (the tag only) or by digest (the image). `false` when there was nothing to delete.
-    pub async fn delete_image(
-        &self,
-        repo: &str,
-        tag: Option<&str>,
-        digest: Option<&str>,
-    ) -> Result<bool> {
-        let id = ImageIdentifier::builder()
-            .set_image_tag(tag.map(str::to_string))
-            .set_image_digest(digest.map(str::to_string))
-            .build();
-        let out = sdk!(
-            "BatchDeleteImage",
-            self.client
-                .batch_delete_image()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-                .image_ids(id)
-        )?;
-        if let Some(f) = out.failures().first() {
-            let code = f
-                .failure_code()
-                .map(|c| c.as_str().to_string())
-                .unwrap_or_default();
-            if code != "ImageNotFound" {
-                let msg = f.failure_reason().unwrap_or_default().to_string();
-                return Err(EcrError::new(
-                    ErrorKind::Other,
-                    "BatchDeleteImage",
-                    &code,
-                    msg,
-                ));
-            }
-        }
-        Ok(!out.image_ids().is_empty())
-    }
-
-    /// Every tag in a repository (all pages).
-    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
-        let mut tags = Vec::new();
-        let mut token = None;
-        loop {
-            let out = sdk!(
-                "ListImages",
-                self.client
-                    .list_images()
-                    .set_registry_id(self.registry_id.clone())
-                    .repository_name(repo)
-                    .filter(
-                        ListImagesFilter::builder()
-                            .tag_status(TagStatus::Tagged)
-                            .build()
-                    )
-                    .max_results(1000)
-                    .set_next_token(token)
-            )?;
-            tags.extend(
-                out.image_ids()
-                    .iter()
-                    .filter_map(|i| i.image_tag().map(str::to_string)),
-            );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(tags),
-            }
-        }
-    }
-
     /// Every repository name in the registry (all pages).
     pub async fn list_repositories(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
@@ -382,75 +154,6 @@ impl Ecr {
             match out.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(names),
-            }
-        }
-    }
-
-    /// A short-lived URL the layer's bytes can be fetched from.
-    pub async fn download_url(&self, repo: &str, digest: &str) -> Result<String> {
-        let out = sdk!(
-            "GetDownloadUrlForLayer",
-            self.client
-                .get_download_url_for_layer()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repo)
-                .layer_digest(digest)
-        )?;
-        Ok(out.download_url().unwrap_or_default().to_string())
-    }
-
-    /// The manifests whose `subject` is `digest` (all pages), optionally of one artifact type.
-    pub async fn list_referrers(
-        &self,
-        repo: &str,
-        digest: &str,
-        artifact_type: Option<&str>,
-    ) -> Result<Vec<Referrer>> {
-        use aws_sdk_ecr::types::{ListImageReferrersFilter, SubjectIdentifier};
-        let subject = SubjectIdentifier::builder()
-            .image_digest(digest)
-            .build()
-            .map_err(|e| {
-                EcrError::new(
-                    ErrorKind::InvalidParameter,
-                    "ListImageReferrers",
-                    "BuildError",
-                    e.to_string(),
-                )
-            })?;
-        let filter = artifact_type.map(|t| {
-            ListImageReferrersFilter::builder()
-                .artifact_types(t)
-                .build()
-        });
-        let mut out_list = Vec::new();
-        let mut token = None;
-        loop {
-            let out = sdk!(
-                "ListImageReferrers",
-                self.client
-                    .list_image_referrers()
-                    .set_registry_id(self.registry_id.clone())
-                    .repository_name(repo)
-                    .subject_id(subject.clone())
-                    .set_filter(filter.clone())
-                    .set_next_token(token)
-            )?;
-            out_list.extend(out.referrers().iter().map(|r| {
-                Referrer {
-                    digest: r.digest().to_string(),
-                    media_type: r.media_type().to_string(),
-                    artifact_type: r.artifact_type().map(str::to_string),
-                    size: r.size(),
-                    annotations: r
-                        .annotations()
-                        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                        .unwrap_or_default(),
-                }
-            }));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(out_list),
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod digest;
 pub mod ecr;
 pub mod emulator;
+pub mod listener;
 pub mod names;
 pub mod proxy;
 pub mod range;

@@ -1,0 +1,83 @@
+//! Tests of `config`.
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_file_env_and_flags_layer_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:6000\"\n[uploads]\nbuffer_budget = \"128MiB\"\n[repositories]\ncreate_on_push = true\ncreate_patterns = [\"team-*/*\"]\n").unwrap();
+    let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(c.listen.port(), 6000);
+    assert_eq!(c.buffer_budget, 128 * MIB);
+    assert!(c.create.allows("team-a/app") && !c.create.allows("other/app"));
+    let c = load(
+        Some(&path),
+        &env(&[
+            ("ECR_PROXY_LISTEN", "127.0.0.1:7000"),
+            ("ECR_PROXY_BUFFER_BUDGET", "64MiB"),
+        ]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert_eq!((c.listen.port(), c.buffer_budget), (7000, 64 * MIB));
+    let flags = Flags {
+        listen: Some("127.0.0.1:8000".parse().unwrap()),
+        ..Flags::default()
+    };
+    assert_eq!(
+        load(
+            Some(&path),
+            &env(&[("ECR_PROXY_LISTEN", "127.0.0.1:7000")]),
+            &flags
+        )
+        .unwrap()
+        .listen
+        .port(),
+        8000
+    );
+}
+
+#[test]
+fn invalid_settings_say_what_to_fix() {
+    let e = |pairs: &[(&str, &str)]| {
+        load(None, &env(pairs), &Flags::default())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "1MiB")]).contains("cannot hold one part"));
+    assert!(e(&[("ECR_PROXY_PART_SIZE", "1MiB")]).contains("5 MiB"));
+    assert!(e(&[("ECR_PROXY_LISTEN", "nowhere")]).contains("not an address"));
+    assert!(e(&[("ECR_PROXY_TAG_MUTABILITY", "SOMETIMES")]).contains("MUTABLE or IMMUTABLE"));
+    assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "12XB")]).contains("size unit"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "lissen = 1\n").unwrap();
+    assert!(load(Some(&path), &env(&[]), &Flags::default())
+        .unwrap_err()
+        .to_string()
+        .contains("unknown field"));
+}
+
+#[test]
+fn the_example_files_load() {
+    for f in ["config/ecr-proxy.toml", "config/local.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        load(Some(&path), &env(&[]), &Flags::default()).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+}
+
+#[test]
+fn sizes_and_globs() {
+    assert_eq!(parse_size("64MiB"), Ok(64 * MIB));
+    assert_eq!(parse_size("10485760"), Ok(10 * MIB));
+    assert_eq!(parse_size("2G"), Ok(2048 * MIB));
+    assert!(parse_size("x").is_err());
+    assert!(glob("*", "a/b") && glob("a/*", "a/b/c") && !glob("a/*", "b/a"));
+}

@@ -1,0 +1,193 @@
+//! Image operations: manifests in and out, deletes, tag listing and OCI referrers.
+
+use super::{Ecr, EcrError, ErrorKind, Image, Referrer, Result};
+use aws_sdk_ecr::types::{ImageIdentifier, ListImagesFilter, TagStatus};
+
+impl Ecr {
+    /// Store a manifest; returns the digest ECR computed.
+    pub async fn put_image(
+        &self,
+        repo: &str,
+        manifest: &str,
+        media_type: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<String> {
+        let out = sdk!(
+            "PutImage",
+            self.client
+                .put_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .image_manifest(manifest)
+                .image_manifest_media_type(media_type)
+                .set_image_tag(tag.map(str::to_string))
+                .set_image_digest(digest.map(str::to_string))
+        )?;
+        Ok(out
+            .image()
+            .and_then(|i| i.image_id())
+            .and_then(|i| i.image_digest())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Fetch one manifest by tag or digest; `None` when ECR has no such image (in an accepted type).
+    pub async fn get_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+        accepted: &[String],
+    ) -> Result<Option<Image>> {
+        let id = ImageIdentifier::builder()
+            .set_image_tag(tag.map(str::to_string))
+            .set_image_digest(digest.map(str::to_string))
+            .build();
+        let out = sdk!(
+            "BatchGetImage",
+            self.client
+                .batch_get_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .image_ids(id)
+                .set_accepted_media_types((!accepted.is_empty()).then(|| accepted.to_vec()))
+        )?;
+        Ok(out.images().first().map(|i| Image {
+            digest: i
+                .image_id()
+                .and_then(|id| id.image_digest())
+                .unwrap_or_default()
+                .to_string(),
+            manifest: i.image_manifest().unwrap_or_default().to_string(),
+            media_type: i
+                .image_manifest_media_type()
+                .unwrap_or_default()
+                .to_string(),
+        }))
+    }
+
+    /// Delete by tag (the tag only) or by digest (the image). `false` when there was nothing to delete.
+    pub async fn delete_image(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        digest: Option<&str>,
+    ) -> Result<bool> {
+        let id = ImageIdentifier::builder()
+            .set_image_tag(tag.map(str::to_string))
+            .set_image_digest(digest.map(str::to_string))
+            .build();
+        let out = sdk!(
+            "BatchDeleteImage",
+            self.client
+                .batch_delete_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .image_ids(id)
+        )?;
+        if let Some(f) = out.failures().first() {
+            let code = f
+                .failure_code()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default();
+            if code != "ImageNotFound" {
+                let msg = f.failure_reason().unwrap_or_default().to_string();
+                return Err(EcrError::new(
+                    ErrorKind::Other,
+                    "BatchDeleteImage",
+                    &code,
+                    msg,
+                ));
+            }
+        }
+        Ok(!out.image_ids().is_empty())
+    }
+
+    /// Every tag in a repository (all pages).
+    pub async fn list_tags(&self, repo: &str) -> Result<Vec<String>> {
+        let mut tags = Vec::new();
+        let mut token = None;
+        loop {
+            let out = sdk!(
+                "ListImages",
+                self.client
+                    .list_images()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repo)
+                    .filter(
+                        ListImagesFilter::builder()
+                            .tag_status(TagStatus::Tagged)
+                            .build()
+                    )
+                    .max_results(1000)
+                    .set_next_token(token)
+            )?;
+            tags.extend(
+                out.image_ids()
+                    .iter()
+                    .filter_map(|i| i.image_tag().map(str::to_string)),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(tags),
+            }
+        }
+    }
+
+    /// The manifests whose `subject` is `digest` (all pages), optionally of one artifact type.
+    pub async fn list_referrers(
+        &self,
+        repo: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        use aws_sdk_ecr::types::{ListImageReferrersFilter, SubjectIdentifier};
+        let subject = SubjectIdentifier::builder()
+            .image_digest(digest)
+            .build()
+            .map_err(|e| {
+                EcrError::new(
+                    ErrorKind::InvalidParameter,
+                    "ListImageReferrers",
+                    "BuildError",
+                    e.to_string(),
+                )
+            })?;
+        let filter = artifact_type.map(|t| {
+            ListImageReferrersFilter::builder()
+                .artifact_types(t)
+                .build()
+        });
+        let mut out_list = Vec::new();
+        let mut token = None;
+        loop {
+            let out = sdk!(
+                "ListImageReferrers",
+                self.client
+                    .list_image_referrers()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repo)
+                    .subject_id(subject.clone())
+                    .set_filter(filter.clone())
+                    .set_next_token(token)
+            )?;
+            out_list.extend(out.referrers().iter().map(|r| {
+                Referrer {
+                    digest: r.digest().to_string(),
+                    media_type: r.media_type().to_string(),
+                    artifact_type: r.artifact_type().map(str::to_string),
+                    size: r.size(),
+                    annotations: r
+                        .annotations()
+                        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                }
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out_list),
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Layer operations: the three-step upload, availability checks and download URLs.
+
+use super::{Ecr, EcrError, ErrorKind, Result};
+use aws_sdk_ecr::primitives::Blob;
+use aws_sdk_ecr::types::LayerAvailability;
+
+impl Ecr {
+    /// Start a layer upload: ECR's upload id and the part size it wants.
+    pub async fn initiate_upload(&self, repo: &str) -> Result<(String, u64)> {
+        let out = sdk!(
+            "InitiateLayerUpload",
+            self.client
+                .initiate_layer_upload()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+        )?;
+        let id = out.upload_id().unwrap_or_default().to_string();
+        Ok((id, out.part_size().unwrap_or(0).max(0) as u64))
+    }
+
+    /// Upload bytes `first..first+data.len()`. A part that already landed (the answer was lost
+    /// and the SDK retried) is reported by ECR as out of order with `lastValidByteReceived` at
+    /// its end: that is success.
+    pub async fn upload_part(
+        &self,
+        repo: &str,
+        upload_id: &str,
+        first: u64,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        let last = first + data.len() as u64 - 1;
+        let call = self
+            .client
+            .upload_layer_part()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(repo)
+            .upload_id(upload_id)
+            .part_first_byte(first as i64)
+            .part_last_byte(last as i64)
+            .layer_part_blob(Blob::new(data));
+        match call.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let landed = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(p) => {
+                            p.last_valid_byte_received()
+                        }
+                        _ => None,
+                    })
+                    .is_some_and(|lv| lv == last as i64);
+                if landed {
+                    tracing::info!(
+                        upload_id,
+                        first,
+                        last,
+                        "part had already landed (retried after a lost answer)"
+                    );
+                    Ok(())
+                } else {
+                    Err(EcrError::from_sdk("UploadLayerPart", &e))
+                }
+            }
+        }
+    }
+
+    /// Finish an upload. A layer the repository already has is success.
+    pub async fn complete_upload(&self, repo: &str, upload_id: &str, digest: &str) -> Result<()> {
+        let call = self
+            .client
+            .complete_layer_upload()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(repo)
+            .upload_id(upload_id)
+            .layer_digests(digest);
+        match sdk!("CompleteLayerUpload", call) {
+            Err(e) if e.kind == ErrorKind::LayerAlreadyExists => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// The size of each layer the repository has, `None` for the ones it does not (ECR reports
+    /// those either as UNAVAILABLE or as a MissingLayerDigest failure: both mean absent).
+    pub async fn check_layers(&self, repo: &str, digests: &[String]) -> Result<Vec<Option<u64>>> {
+        let out = sdk!(
+            "BatchCheckLayerAvailability",
+            self.client
+                .batch_check_layer_availability()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .set_layer_digests(Some(digests.to_vec()))
+        )?;
+        Ok(digests
+            .iter()
+            .map(|d| {
+                out.layers()
+                    .iter()
+                    .find(|l| {
+                        l.layer_digest() == Some(d.as_str())
+                            && l.layer_availability() == Some(&LayerAvailability::Available)
+                    })
+                    .map(|l| l.layer_size().unwrap_or(0).max(0) as u64)
+            })
+            .collect())
+    }
+
+    /// A short-lived URL the layer's bytes can be fetched from.
+    pub async fn download_url(&self, repo: &str, digest: &str) -> Result<String> {
+        let out = sdk!(
+            "GetDownloadUrlForLayer",
+            self.client
+                .get_download_url_for_layer()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repo)
+                .layer_digest(digest)
+        )?;
+        Ok(out.download_url().unwrap_or_default().to_string())
+    }
+}
