@@ -127,3 +127,32 @@ impl Sessions {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_sessions_expire_and_busy_ones_stay() {
+        let s = Sessions::new(64 << 20, Duration::from_millis(20));
+        let idle = s.create("a/b", "u1".into(), 5 << 20);
+        let busy = s.create("a/b", "u2".into(), 5 << 20);
+        let (idle_id, busy_id) = (idle.lock().await.id.clone(), busy.lock().await.id.clone());
+        assert_ne!(idle_id, busy_id);
+        assert_eq!(idle_id.len(), 64, "ids carry 2 x 122 random bits");
+        let _guard = busy.lock().await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(s.expire(), 1);
+        assert!(s.get("a/b", &idle_id).await.is_none());
+        assert!(s.table.contains_key(&busy_id));
+    }
+
+    #[tokio::test]
+    async fn a_session_is_found_only_under_its_repository() {
+        let s = Sessions::new(64 << 20, Duration::from_secs(60));
+        let id = s.create("a/b", "u".into(), 5 << 20).lock().await.id.clone();
+        assert!(s.get("a/b", &id).await.is_some());
+        assert!(s.get("a/c", &id).await.is_none());
+        assert!(s.get("a/b", "guess").await.is_none());
+    }
+}

@@ -190,6 +190,8 @@ async fn post_then_put_with_the_whole_body() {
     let r = finish(&s, &loc, &digest(&bytes), bytes.clone()).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.header("docker-content-digest"), digest(&bytes));
+    // Pushing the same bytes again: ECR says LayerAlreadyExists, which is success.
+    push_blob(&s, "monolith/app", &bytes).await;
     let head = request(
         "HEAD",
         &s.url(&format!("/v2/monolith/app/blobs/{}", digest(&bytes))),
