@@ -12,11 +12,14 @@ What it measures
       docker-push-256M        docker push of a FROM scratch image of 256 MiB (4 COPY layers)
       push-16x64M-concurrent  16 skopeo copies of distinct 64 MiB images at once, wall time
       manifest-get            wrk -t2 -c16 for a fixed duration on GET /v2/<repo>/manifests/<digest>
-      head-blob               the same on HEAD /v2/<repo>/blobs/<digest>
+      head-blob               hey -c16 for a fixed duration on HEAD /v2/<repo>/blobs/<digest>
+                              (wrk cannot: its parser waits for the body a HEAD response's
+                              Content-Length announces, so every request times out)
 
-    Transfer cases report wall time of the client command; wrk cases report requests/s and the
-    p99 latency wrk prints with --latency (wrk has no request-count option: the duration is
-    fixed and the number of requests done is reported).
+    Transfer cases report wall time of the client command; rate cases report requests/s and
+    p99 latency as the load tool prints them (neither tool is given a request count: the
+    duration is fixed, --rate-seconds, and the number of requests done is reported). The two
+    rate cases use different tools, so compare each across registries, not with each other.
 
     For each server process alone (distribution; ecr-proxy; the emulator, which stands in for
     AWS and is not part of the proxy's cost) it reads, around the measured command only:
@@ -39,7 +42,7 @@ How
     servers, so absolute numbers include their cost; the ratio is what to read.
 
 Usage
-    tests/bench/run [--rounds N] [--cases a,b] [--out FILE] [--keep] [--wrk-seconds S]
+    tests/bench/run [--rounds N] [--cases a,b] [--out FILE] [--keep] [--rate-seconds S]
 """
 
 from __future__ import annotations
@@ -127,6 +130,8 @@ def run_cmd(cmd, *, timeout=COPY_TIMEOUT, env=None) -> str:
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=timeout, env=env)
+    except FileNotFoundError as e:
+        raise CaseError(cmd, f"not installed ({e})") from None
     except subprocess.TimeoutExpired as e:
         out = e.output.decode(errors="replace") if isinstance(e.output, bytes) else (e.output or "")
         raise CaseError(cmd, f"timed out after {timeout} s", out) from None
@@ -417,9 +422,9 @@ class Bench:
     """Servers, images, scratch space and the repositories pushed so far."""
 
     def __init__(self, tmp: Path, servers: dict[str, Server], images: dict[str, OciImage],
-                 wrk_seconds: int):
+                 rate_seconds: int):
         self.tmp, self.servers, self.images = tmp, servers, images
-        self.wrk_seconds = wrk_seconds
+        self.rate_seconds = rate_seconds
         self.pushed: dict[tuple[str, str], str] = {}  # (server, image key) -> repository
         self.docker_images: dict[int, str] = {}       # round -> local image tag
         self.reset_ok = True
@@ -460,7 +465,7 @@ class Bench:
         self.pushed[(srv.name, key)] = repo
 
     def ensure_pushed(self, srv: Server, key: str, rnd: int) -> str:
-        """The repository holding image `key` on srv (the latest pushed), pushing it untimed if none."""
+        """The latest repository holding image `key` on srv; pushed there, untimed, if none."""
         if (srv.name, key) not in self.pushed:
             repo = f"bench/setup-{key.lower()}-r{rnd}"
             log(f"  (setup: pushing {key} to {srv.name}/{repo}, not timed)")
@@ -497,17 +502,20 @@ class Bench:
 
     def manifest_bytes(self, srv: Server, repo: str, ref: str) -> int:
         """Bytes of an image as stored: manifest + config + layers, from the registry."""
-        req = urllib.request.Request(f"http://{srv.host}/v2/{repo}/manifests/{ref}", headers={
-            "Accept": f"{DOCKER_MANIFEST}, {OCI_MANIFEST}"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            body = r.read()
+        url = f"http://{srv.host}/v2/{repo}/manifests/{ref}"
+        req = urllib.request.Request(url, headers={"Accept": f"{DOCKER_MANIFEST}, {OCI_MANIFEST}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                body = r.read()
+        except OSError as e:
+            raise CaseError(f"GET {url}", str(e)) from None
         m = json.loads(body)
         return len(body) + m["config"]["size"] + sum(layer["size"] for layer in m["layers"])
 
-    # wrk --------------------------------------------------------------------------------
+    # request rates --------------------------------------------------------------------
 
-    def wrk(self, run: Run, meter: Meter, url: str, *, method="GET", accept=None) -> None:
-        # One request first: a load test of error responses would measure nothing useful.
+    def check_once(self, url: str, method: str, accept: str | None) -> None:
+        """One request first: a load test of error responses would measure nothing useful."""
         req = urllib.request.Request(url, method=method,
                                      headers={"Accept": accept} if accept else {})
         try:
@@ -515,16 +523,26 @@ class Bench:
                 r.read()
         except urllib.error.HTTPError as e:
             raise CaseError(f"{method} {url}", f"HTTP {e.code}", e.read().decode(errors="replace"))
-        script = self.tmp / f"wrk-{method.lower()}.lua"
-        lines = [f'wrk.method = "{method}"']
-        if accept:
-            lines.append(f'wrk.headers["Accept"] = "{accept}"')
-        script.write_text("\n".join(lines) + "\n")
-        cmd = ["wrk", "-t2", "-c16", f"-d{self.wrk_seconds}s", "--timeout", "5s", "--latency",
-               "-s", str(script), url]
+        except OSError as e:
+            raise CaseError(f"{method} {url}", str(e)) from None
+
+    def wrk(self, run: Run, meter: Meter, url: str, accept: str) -> None:
+        """GET at full speed for a fixed duration: wrk -t2 -c16 --latency."""
+        self.check_once(url, "GET", accept)
+        cmd = ["wrk", "-t2", "-c16", f"-d{self.rate_seconds}s", "--timeout", "5s", "--latency",
+               "-H", f"Accept: {accept}", url]
         with meter:
-            out = run_cmd(cmd, timeout=self.wrk_seconds + 60)
+            out = run_cmd(cmd, timeout=self.rate_seconds + 60)
         parse_wrk(out, run, cmd)
+
+    def hey(self, run: Run, meter: Meter, url: str, method: str) -> None:
+        """The same load shape with hey (16 workers, fixed duration), for HEAD: wrk's parser
+        waits for the Content-Length bytes of a HEAD response, so every request times out."""
+        self.check_once(url, method, None)
+        cmd = ["hey", "-z", f"{self.rate_seconds}s", "-c", "16", "-t", "5", "-m", method, url]
+        with meter:
+            out = run_cmd(cmd, timeout=self.rate_seconds + 60)
+        parse_hey(out, run, cmd)
 
 
 LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -538,11 +556,24 @@ def parse_wrk(out: str, run: Run, cmd) -> None:
         raise CaseError(cmd, "could not parse wrk's output", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    if bad or (sock and re.search(r"[1-9]", sock.group(1))):
+    if bad or (sock and re.search(r"[1-9]", sock.group(1))) or int(done.group(1)) == 0:
         raise CaseError(cmd, "wrk saw failed requests", out)
     run.rps = float(rps.group(1))
     run.p99_ms = float(p99.group(1)) * LATENCY_UNITS[p99.group(2)]
     run.requests = int(done.group(1))
+
+
+def parse_hey(out: str, run: Run, cmd) -> None:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p99 = re.search(r"99% in ([\d.]+) secs", out)
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    if not (rps and p99 and codes):
+        raise CaseError(cmd, "could not parse hey's output", out)
+    if set(codes) != {"200"} or "Error distribution" in out:
+        raise CaseError(cmd, "hey saw failed requests", out)
+    run.rps = float(rps.group(1))
+    run.p99_ms = float(p99.group(1)) * 1e3
+    run.requests = int(codes["200"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,7 +598,8 @@ def case_pull(key: str):
             index = json.loads((out / "index.json").read_text())
             got = [m["digest"] for m in index["manifests"]]
             if image.manifest_digest not in got:
-                raise CaseError("pull check", f"pulled manifest {got}, pushed {image.manifest_digest}")
+                raise CaseError("pull check",
+                                f"pulled manifest {got}, pushed {image.manifest_digest}")
         finally:
             shutil.rmtree(out, ignore_errors=True)
         run.seconds, run.gib = meter.seconds, image.total_bytes / GiB
@@ -594,7 +626,8 @@ def case_push_concurrent(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter
     for i, key in enumerate(keys):
         image = b.images[key]
         repo = f"bench/c16-r{rnd}-{i:02}"
-        cmds.append((key, repo, *b.skopeo_cmd(image.ref, f"docker://{srv.host}/{repo}:{image.tag}")))
+        dst = f"docker://{srv.host}/{repo}:{image.tag}"
+        cmds.append((key, repo, *b.skopeo_cmd(image.ref, dst)))
     procs: list[tuple[subprocess.Popen, list[str], Path]] = []
     try:
         with meter:
@@ -630,14 +663,14 @@ def case_manifest_get(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
     b.wrk(run, meter, f"http://{srv.host}/v2/{repo}/manifests/{image.manifest_digest}",
-          accept=OCI_MANIFEST)
+          OCI_MANIFEST)
 
 
 def case_head_blob(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
     digest = image.layers[-1][0]
-    b.wrk(run, meter, f"http://{srv.host}/v2/{repo}/blobs/{digest}", method="HEAD")
+    b.hey(run, meter, f"http://{srv.host}/v2/{repo}/blobs/{digest}", "HEAD")
 
 
 CASES = {
@@ -679,7 +712,7 @@ def fmt_result(runs: list[Run], case: str) -> str:
 def fmt_ratio(d: list[Run], p: list[Run], case: str) -> str:
     d = [r for r in d if r.error is None]
     p = [r for r in p if r.error is None]
-    if not d or not p:
+    if not d or not p or not all(r.rps or r.seconds for r in d):
         return "–"
     if case in RPS_CASES:
         return (f"req/s {med(r.rps for r in p) / med(r.rps for r in d):.2f}×, "
@@ -701,7 +734,7 @@ def fmt_peak(runs: list[Run], server: str) -> str:
 
 
 def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elapsed: float,
-           wrk_seconds: int) -> str:
+           rate_seconds: int) -> str:
     out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
            "| case | distribution median | ecr-proxy median | ratio ours/distribution "
            "| proxy CPU s/GiB | proxy peak RSS | distribution CPU s/GiB | distribution peak RSS |",
@@ -734,8 +767,10 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
                                      "before the run), the max over rounds."
                                      if b.reset_ok else
                                      "the lifetime peak so far (the VmHWM reset was refused)."),
-            f"Rates: wrk -t2 -c16 -d{wrk_seconds}s --latency on one URL; transfer CPU is per "
-            "GiB the client moved (docker: gzipped size as pushed).",
+            f"Rates: manifest-get is wrk -t2 -c16 -d{rate_seconds}s --latency, head-blob is "
+            f"hey -c 16 -z {rate_seconds}s, each on one URL; the load tool shares the 2 cores "
+            "with the server. Transfer CPU is per GiB the client moved (docker: the gzipped "
+            "size as pushed).",
             f"Total runtime {elapsed / 60:.1f} min; {os.cpu_count()} CPUs; "
             f"CPU from /proc/PID/stat at {CLK_TCK} ticks/s."]
     failures = [r for by in results.values() for runs in by.values() for r in runs if r.error]
@@ -780,12 +815,13 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="default 3")
     ap.add_argument("--cases", default=",".join(CASES),
                     help=f"comma-separated subset of: {', '.join(CASES)}")
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument("--keep", action="store_true", help="leave the temp dir in place")
-    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--rate-seconds", type=int, default=10,
+                    help="duration of each manifest-get / head-blob run (default 10)")
     ap.add_argument("--tmp", type=Path, default=None, help="parent of the temp dir")
     args = ap.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -801,7 +837,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: run cargo build --release (tests/bench/run does)")
-    # SIGTERM/SIGHUP end the run like Ctrl-C: through the finally blocks that stop everything.
+    # Ctrl-C (even if inherited as ignored), SIGTERM and SIGHUP end the run through the
+    # finally blocks that stop every server and client.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     started = time.monotonic()
@@ -812,7 +850,7 @@ def main(argv=None) -> int:
     try:
         images = generate_images(tmp / "images")
         servers = start_servers(tmp)
-        b = Bench(tmp, servers, images, args.wrk_seconds)
+        b = Bench(tmp, servers, images, args.rate_seconds)
         results = {c: {D: [], P: []} for c in args.cases}
         for rnd in range(1, args.rounds + 1):
             try:
@@ -824,7 +862,7 @@ def main(argv=None) -> int:
                 b.remove_docker_images()
         for s in servers.values():
             s.peak_rss()
-        text = report(results, b, args.rounds, time.monotonic() - started, args.wrk_seconds)
+        text = report(results, b, args.rounds, time.monotonic() - started, args.rate_seconds)
         print("\n" + text, end="", flush=True)
         if args.out:
             args.out.write_text(text)
@@ -843,4 +881,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped, temp dir removed (unless --keep)", file=sys.stderr)
+        sys.exit(130)
