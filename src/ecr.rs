@@ -94,6 +94,18 @@ impl Ecr {
         }
     }
 
+    /// One cheap call that needs working credentials and a reachable endpoint.
+    pub async fn probe(&self) -> Result<()> {
+        sdk!(
+            "DescribeRepositories",
+            self.client
+                .describe_repositories()
+                .set_registry_id(self.registry_id.clone())
+                .max_results(1)
+        )
+        .map(|_| ())
+    }
+
     /// Whether a region is configured (the SDK cannot sign without one).
     pub fn has_region(&self) -> bool {
         self.client.config().region().is_some()

@@ -20,6 +20,11 @@ use tracing::Instrument;
 
 pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let head = req.method() == Method::HEAD;
+    match req.uri().path() {
+        "/healthz" => return Ok(plain(StatusCode::OK, "ok")),
+        "/readyz" => return Ok(ready(&app).await),
+        _ => {}
+    }
     let route = match route::parse(req.uri().path()) {
         Ok(r) => r,
         Err(e) => return Ok(route_error(e).into_response(head)),
@@ -86,6 +91,29 @@ async fn handle(
             manifests::put(app, &name, &reference, req).await
         }
         _ => Err(RegistryError::MethodNotAllowed),
+    }
+}
+
+/// Liveness and readiness for orchestrators: `/healthz` says the process serves; `/readyz` says
+/// ECR answers with the proxy's credentials (one DescribeRepositories call).
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(body::full(text.to_string()))
+        .expect("valid response")
+}
+
+async fn ready(app: &App) -> Response<Body> {
+    match app.ecr.probe().await {
+        Ok(()) => plain(StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!("not ready: {e}");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("ECR is not reachable: {e}"),
+            )
+        }
     }
 }
 

@@ -234,3 +234,27 @@ async fn oversize_manifest_is_refused_before_any_ecr_call() {
         (400, "MANIFEST_INVALID")
     );
 }
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let s = Stack::start().await;
+    let r = request("GET", &s.url("/healthz"), &[], Bytes::new()).await;
+    assert_eq!((r.status, r.body.as_ref()), (200, b"ok".as_ref()));
+    let r = request("GET", &s.url("/readyz"), &[], Bytes::new()).await;
+    assert_eq!(r.status, 200);
+    let r = request("GET", &s.url("/v2/"), &[], Bytes::new()).await;
+    assert_eq!(
+        (r.status, r.header("docker-distribution-api-version")),
+        (200, "registry/2.0")
+    );
+    // With ECR gone, the proxy is alive but not ready, and pushes say UNAVAILABLE.
+    let url = s.url("/readyz");
+    let push = s.url("/v2/gone/app/blobs/uploads/");
+    let Stack { proxy, emu, .. } = s;
+    drop(emu);
+    let r = request("GET", &url, &[], Bytes::new()).await;
+    assert_eq!(r.status, 503);
+    let r = request("POST", &push, &[], Bytes::new()).await;
+    assert_eq!((r.status, r.error_code().as_str()), (503, "UNAVAILABLE"));
+    drop(proxy);
+}
