@@ -66,6 +66,7 @@ macro_rules! sdk {
 // After the macro, which they use.
 mod images;
 mod layers;
+mod part_body;
 
 impl Ecr {
     /// Build a client from the standard AWS configuration plus the overrides in `upstream`.

@@ -1,6 +1,6 @@
 //! Layer operations: the three-step upload, availability checks and download URLs.
 
-use super::{Ecr, EcrError, ErrorKind, Result};
+use super::{part_body, Ecr, EcrError, ErrorKind, Result};
 use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::LayerAvailability;
 
@@ -29,6 +29,8 @@ impl Ecr {
         data: Vec<u8>,
     ) -> Result<()> {
         let last = first + data.len() as u64 - 1;
+        let body = part_body::encode(self.registry_id.as_deref(), repo, upload_id, first, &data);
+        drop(data);
         let call = self
             .client
             .upload_layer_part()
@@ -37,7 +39,9 @@ impl Ecr {
             .upload_id(upload_id)
             .part_first_byte(first as i64)
             .part_last_byte(last as i64)
-            .layer_part_blob(Blob::new(data));
+            .layer_part_blob(Blob::new(Vec::new()))
+            .customize()
+            .interceptor(part_body::ReplaceBody(body));
         match call.send().await {
             Ok(_) => Ok(()),
             Err(e) => {

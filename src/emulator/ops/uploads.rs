@@ -8,7 +8,6 @@ use crate::emulator::error::{EcrError, EcrResult};
 use crate::emulator::input::{check_digest, check_len};
 use crate::emulator::store::model::{LayerRecord, UploadRecord};
 use crate::emulator::store::UploadState;
-use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::fs;
@@ -81,8 +80,8 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ));
         }
     }
-    let blob = STANDARD
-        .decode(input.req_str("layerPartBlob")?)
+    let blob = base64_simd::STANDARD
+        .decode_to_vec(input.req_str("layerPartBlob")?)
         .map_err(|e| EcrError::Serialization(format!("layerPartBlob is not valid base64: {e}")))?;
     check_len("layerPartBlob", blob.len(), 0, MAX_PART)?;
     let part_error = |message: String, received: u64| EcrError::InvalidLayerPart {

@@ -17,10 +17,10 @@ pub struct PartBuf {
     reservation: Reservation,
 }
 
-/// What a part costs while it exists: its bytes; then, while it is sent, the SDK's base64 copy
-/// and the JSON request body holding that copy (measured: see README § Performance).
+/// What a part costs while it exists: its bytes, and while it is encoded, the base64 JSON body
+/// (`ecr::part_body`; the raw bytes are dropped once encoded).
 pub fn part_cost(part_size: u64) -> u64 {
-    part_size + 2 * part_size.div_ceil(3) * 4 + 64 * 1024
+    part_size + part_size.div_ceil(3) * 4 + 64 * 1024
 }
 
 /// One request's view of a session: bytes in, parts out.
