@@ -154,7 +154,7 @@ fn route_name(r: &Route) -> Option<&str> {
     }
 }
 
-/// A response builder with `status` and an empty-body `Content-Length`.
+/// A response builder with `status`.
 fn empty(status: StatusCode) -> http::response::Builder {
     Response::builder().status(status)
 }

@@ -55,28 +55,19 @@ async fn skopeo_copy_oci_layout_lands_byte_for_byte() {
     let layout = src.path().join("layout");
     let (manifest, layers) = write_layout(&layout, tag);
 
-    let out = tokio::process::Command::new("skopeo")
-        .arg("--insecure-policy")
-        .arg("copy")
-        .arg("--dest-tls-verify=false")
-        .arg("--preserve-digests")
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{}/{repo}:{tag}", stack.host()))
-        // Keep skopeo's own state (auth files, blob-info cache) inside the temporary directory.
-        .env("HOME", src.path())
-        .env("XDG_RUNTIME_DIR", src.path())
-        .env("TMPDIR", src.path())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo copy failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let source = format!("oci:{}:{tag}", layout.display());
+    let dest = format!("docker://{}/{repo}:{tag}", stack.host());
+    skopeo(
+        src.path(),
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--preserve-digests",
+            &source,
+            &dest,
+        ],
+    )
+    .await;
 
     let got = stack
         .ecr
