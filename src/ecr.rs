@@ -68,6 +68,8 @@ mod images;
 mod layers;
 mod part_body;
 
+pub use part_body::{EncodedPart, PartBody};
+
 impl Ecr {
     /// Build a client from the standard AWS configuration plus the overrides in `upstream`.
     pub async fn connect(upstream: &Upstream) -> Ecr {

@@ -26,6 +26,8 @@ mod faults;
 mod images;
 #[path = "emulator/listing.rs"]
 mod listing;
+#[path = "emulator/part_bodies.rs"]
+mod part_bodies;
 #[path = "emulator/parts.rs"]
 mod parts;
 #[path = "emulator/put_image.rs"]

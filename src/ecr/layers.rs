@@ -1,8 +1,12 @@
 //! Layer operations: the three-step upload, availability checks and download URLs.
 
-use super::{part_body, Ecr, EcrError, ErrorKind, Result};
+use super::part_body::{self, EncodedPart, PartBody};
+use super::{Ecr, EcrError, ErrorKind, Result};
+use aws_sdk_ecr::error::SdkError;
+use aws_sdk_ecr::operation::upload_layer_part::{UploadLayerPartError, UploadLayerPartOutput};
 use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::LayerAvailability;
+use bytes::BytesMut;
 
 impl Ecr {
     /// Start a layer upload: ECR's upload id and the part size it wants.
@@ -18,19 +22,21 @@ impl Ecr {
         Ok((id, out.part_size().unwrap_or(0).max(0) as u64))
     }
 
-    /// Upload bytes `first..first+data.len()`. A part that already landed (the answer was lost
-    /// and the SDK retried) is reported by ECR as out of order with `lastValidByteReceived` at
-    /// its end: that is success.
+    /// Upload one part (see `part_body`). A part that already landed (the answer was lost and the
+    /// SDK retried) is reported by ECR as out of order with `lastValidByteReceived` at its end:
+    /// that is success. Gives back the part's buffer when nothing else holds it, to reuse.
     pub async fn upload_part(
         &self,
         repo: &str,
         upload_id: &str,
-        first: u64,
-        data: Vec<u8>,
-    ) -> Result<()> {
-        let last = first + data.len() as u64 - 1;
-        let body = part_body::encode(self.registry_id.as_deref(), repo, upload_id, first, &data);
-        drop(data);
+        part: EncodedPart,
+    ) -> (Result<()>, Option<BytesMut>) {
+        let EncodedPart {
+            body,
+            sha256_hex,
+            first,
+            last,
+        } = part;
         let call = self
             .client
             .upload_layer_part()
@@ -41,32 +47,34 @@ impl Ecr {
             .part_last_byte(last as i64)
             .layer_part_blob(Blob::new(Vec::new()))
             .customize()
-            .interceptor(part_body::ReplaceBody(body));
-        match call.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let landed = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_ecr::operation::upload_layer_part::UploadLayerPartError::InvalidLayerPartException(p) => {
-                            p.last_valid_byte_received()
-                        }
-                        _ => None,
-                    })
-                    .is_some_and(|lv| lv == last as i64);
-                if landed {
-                    tracing::info!(
-                        upload_id,
-                        first,
-                        last,
-                        "part had already landed (retried after a lost answer)"
-                    );
-                    Ok(())
-                } else {
-                    Err(EcrError::from_sdk("UploadLayerPart", &e))
-                }
-            }
-        }
+            .interceptor(part_body::ReplaceBody {
+                body: body.clone(),
+                sha256_hex,
+            });
+        let result = part_outcome(upload_id, first, last, call.send().await);
+        (result, EncodedPart::reclaim(body))
+    }
+
+    /// Begin a part body for this client's registry (see `part_body::PartBody`).
+    pub fn part_body(&self, buf: BytesMut) -> PartBody {
+        PartBody::new(buf)
+    }
+
+    /// Close a part body into the request body for `repo`'s upload `upload_id`.
+    pub fn finish_part(
+        &self,
+        body: PartBody,
+        repo: &str,
+        upload_id: &str,
+        first: u64,
+    ) -> EncodedPart {
+        body.finish(self.registry_id.as_deref(), repo, upload_id, first)
+    }
+
+    /// Upload a small part held whole in memory.
+    pub async fn upload_small_part(&self, repo: &str, upload_id: &str, data: &[u8]) -> Result<()> {
+        let part = PartBody::of(self.registry_id.as_deref(), repo, upload_id, data);
+        self.upload_part(repo, upload_id, part).await.0
     }
 
     /// Finish an upload. A layer the repository already has is success.
@@ -120,5 +128,39 @@ impl Ecr {
                 .layer_digest(digest)
         )?;
         Ok(out.download_url().unwrap_or_default().to_string())
+    }
+}
+
+/// An UploadLayerPart answer: success, or a retry that found its part already landed.
+fn part_outcome(
+    upload_id: &str,
+    first: u64,
+    last: u64,
+    sent: std::result::Result<UploadLayerPartOutput, SdkError<UploadLayerPartError>>,
+) -> Result<()> {
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let landed = e
+                .as_service_error()
+                .and_then(|se| match se {
+                    UploadLayerPartError::InvalidLayerPartException(p) => {
+                        p.last_valid_byte_received()
+                    }
+                    _ => None,
+                })
+                .is_some_and(|lv| lv == last as i64);
+            if landed {
+                tracing::info!(
+                    upload_id,
+                    first,
+                    last,
+                    "part had already landed (retried after a lost answer)"
+                );
+                Ok(())
+            } else {
+                Err(EcrError::from_sdk("UploadLayerPart", &e))
+            }
+        }
     }
 }

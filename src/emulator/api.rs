@@ -9,10 +9,13 @@ use super::input::Input;
 use super::ops::{self, Call};
 use super::Shared;
 use crate::body::{self, Body};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
+use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 /// A 20 MiB part is ~26.7 MiB of base64 in JSON; leave room.
@@ -29,12 +32,12 @@ pub async fn handle<B>(
 ) -> Result<Response<Body>, DropConnection>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B::Error: Into<BoxError>,
 {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
+    let (bytes, payload_sha256) = match read_body(body, &parts.headers).await {
+        Ok(b) => b,
         Err(e) => {
             let err = EcrError::Serialization(format!(
                 "Could not read the request body (limit {MAX_BODY} bytes): {e}"
@@ -55,11 +58,11 @@ where
     let _enter = span.enter();
 
     let now = super::unix_now();
-    if let Err(e) = super::sigv4::verify(
+    if let Err(e) = super::sigv4::verify_hashed(
         &parts.method,
         &parts.uri,
         &parts.headers,
-        &bytes,
+        &payload_sha256,
         &shared.config.credentials,
         "ecr",
         now,
@@ -105,7 +108,7 @@ where
     let base_url = format!("http://{}", host.unwrap_or_else(|| shared.addr.to_string()));
     let ctx = shared.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let input = Input::parse(&bytes)?;
+        let input = Input::parse_body(bytes)?;
         op(&ctx.ctx, &Call { input, base_url })
     })
     .await
@@ -125,6 +128,37 @@ where
             error_response(&e, &request_id)
         }
     })
+}
+
+/// The whole body (at most `MAX_BODY`) and its SHA-256, hashed chunk by chunk as it arrives,
+/// while each chunk is still in cache (SigV4 needs the hash of every request body).
+async fn read_body<B>(body: B, headers: &http::HeaderMap) -> Result<(Bytes, [u8; 32]), BoxError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let expected = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if expected > MAX_BODY {
+        return Err(format!("the body is {expected} bytes").into());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::with_capacity(expected);
+    let mut hasher = Sha256::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Into::into)?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > MAX_BODY {
+            return Err("length limit exceeded".into());
+        }
+        hasher.update(&data);
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), hasher.finalize().into()))
 }
 
 fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<Body> {

@@ -2,13 +2,19 @@
 //! lengths, ranges, list sizes and patterns, each failure an InvalidParameterException in ECR's
 //! wording. This module must not touch the store: it only reads and checks the request body.
 
+mod large;
+
 use super::error::{EcrError, EcrResult};
 use crate::names;
+use bytes::Bytes;
+use large::LARGE_MEMBER;
 use serde_json::{Map, Value};
 
 /// An operation's input object.
 pub struct Input {
     obj: Map<String, Value>,
+    /// The value of `LARGE_MEMBER` left in the body (see `large`), when found that way.
+    large: Option<Bytes>,
 }
 
 fn type_error(member: &str, expected: &str) -> EcrError {
@@ -21,14 +27,38 @@ impl Input {
     /// Parse the request body: an empty body is `{}`; anything but a JSON object is refused.
     pub fn parse(body: &[u8]) -> EcrResult<Input> {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Input { obj: Map::new() });
+            return Ok(Input {
+                obj: Map::new(),
+                large: None,
+            });
         }
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(obj)) => Ok(Input { obj }),
+            Ok(Value::Object(obj)) => Ok(Input { obj, large: None }),
             Ok(_) => Err(EcrError::Serialization(
                 "Start of structure or map found where not expected.".into(),
             )),
             Err(e) => Err(EcrError::Serialization(format!("Invalid JSON: {e}"))),
+        }
+    }
+
+    /// `parse` for a whole request body, with the large member found in place when it can be.
+    pub fn parse_body(body: Bytes) -> EcrResult<Input> {
+        if let Some((range, rest)) = large::split_out(&body, LARGE_MEMBER) {
+            if let Ok(mut input) = Input::parse(&rest) {
+                if input.obj.get(LARGE_MEMBER).and_then(Value::as_str) == Some("") {
+                    input.large = Some(body.slice(range));
+                    return Ok(input);
+                }
+            }
+        }
+        Input::parse(&body)
+    }
+
+    /// A required string member's bytes, without copying the large one.
+    pub fn req_str_bytes(&self, member: &str) -> EcrResult<&[u8]> {
+        match &self.large {
+            Some(v) if member == LARGE_MEMBER => Ok(v),
+            _ => self.req_str(member).map(str::as_bytes),
         }
     }
 
@@ -107,7 +137,10 @@ impl Input {
     pub fn opt_obj(&self, member: &str) -> EcrResult<Option<Input>> {
         match self.get(member) {
             None => Ok(None),
-            Some(Value::Object(o)) => Ok(Some(Input { obj: o.clone() })),
+            Some(Value::Object(o)) => Ok(Some(Input {
+                obj: o.clone(),
+                large: None,
+            })),
             Some(_) => Err(type_error(member, "structure")),
         }
     }

@@ -98,6 +98,28 @@ pub fn verify(
     service: &str,
     now_unix: i64,
 ) -> Result<Verified, AuthError> {
+    let payload_sha256: [u8; 32] = Sha256::digest(body).into();
+    verify_hashed(
+        method,
+        uri,
+        headers,
+        &payload_sha256,
+        credentials,
+        service,
+        now_unix,
+    )
+}
+
+/// `verify` for a body whose SHA-256 the caller computed as it arrived.
+pub fn verify_hashed(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    payload_sha256: &[u8; 32],
+    credentials: &[Credentials],
+    service: &str,
+    now_unix: i64,
+) -> Result<Verified, AuthError> {
     let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
         let query = uri.query().unwrap_or("");
         if query.split('&').any(|p| p.starts_with("X-Amz-Algorithm=")) {
@@ -159,7 +181,7 @@ pub fn verify(
         .find(|c| c.access_key_id == parsed.access_key_id)
         .ok_or(AuthError::UnknownAccessKey)?;
 
-    let payload_hash = hex::encode(Sha256::digest(body));
+    let payload_hash = hex::encode(payload_sha256);
     if let Some(declared) = headers.get("x-amz-content-sha256") {
         let declared = declared.as_bytes();
         if declared != b"UNSIGNED-PAYLOAD"

@@ -38,7 +38,7 @@ async fn hold(app: &App, repo: &str, digest: &Digest) -> RegistryResult<()> {
     if sizes[1].is_none() {
         let (upload, _) = app.ecr.initiate_upload(repo).await?;
         app.ecr
-            .upload_part(repo, &upload, 0, EMPTY_CONFIG.to_vec())
+            .upload_small_part(repo, &upload, EMPTY_CONFIG)
             .await?;
         app.ecr
             .complete_upload(repo, &upload, config.as_str())

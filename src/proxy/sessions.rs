@@ -12,7 +12,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use writer::PartBuf;
+use writer::Tail;
 
 /// One upload in progress.
 pub struct Session {
@@ -25,7 +25,7 @@ pub struct Session {
     /// Bytes ECR has acknowledged.
     pub committed: u64,
     pub hasher: Sha256,
-    pub tail: Option<PartBuf>,
+    pub tail: Option<Tail>,
     pub budget: Budget,
     pub last_touched: Instant,
 }
@@ -123,6 +123,7 @@ impl Sessions {
                 if n > 0 {
                     tracing::info!(expired = n, "expired idle upload sessions");
                 }
+                s.budget.trim(every);
             }
         });
     }

@@ -80,10 +80,11 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ));
         }
     }
-    let blob = base64_simd::STANDARD
-        .decode_to_vec(input.req_str("layerPartBlob")?)
-        .map_err(|e| EcrError::Serialization(format!("layerPartBlob is not valid base64: {e}")))?;
-    check_len("layerPartBlob", blob.len(), 0, MAX_PART)?;
+    let b64 = input.req_str_bytes("layerPartBlob")?;
+    let size = base64_simd::STANDARD
+        .decoded_length(b64)
+        .map_err(|_| not_base64())?;
+    check_len("layerPartBlob", size, 0, MAX_PART)?;
     let part_error = |message: String, received: u64| EcrError::InvalidLayerPart {
         message,
         registry_id: registry.clone(),
@@ -110,12 +111,9 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
                 received,
             ));
         }
-        if blob.is_empty() || last < first || last - first + 1 != blob.len() as u64 {
+        if size == 0 || last < first || last - first + 1 != size as u64 {
             return Err(part_error(
-                format!(
-                    "The part range {first}-{last} does not match the {}-byte part",
-                    blob.len()
-                ),
+                format!("The part range {first}-{last} does not match the {size}-byte part"),
                 received,
             ));
         }
@@ -128,15 +126,14 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         upload.hasher.take()
     };
 
-    let written = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .open(ctx.store.layout().upload_data(id))?;
-        f.seek(SeekFrom::Start(first))?;
-        f.write_all(&blob)
-    })();
-    if let Some(h) = hasher.as_mut() {
-        h.update(&blob);
+    let written = write_part(
+        &ctx.store.layout().upload_data(id),
+        first,
+        b64,
+        hasher.as_mut(),
+    );
+    if written.is_err() {
+        hasher = None; // it saw bytes that were then cut off; CompleteLayerUpload re-reads the file
     }
 
     let mut index = ctx.store.lock();
@@ -145,7 +142,7 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     };
     upload.busy = false;
     written?;
-    upload.record.parts.push(blob.len() as u64);
+    upload.record.parts.push(size as u64);
     upload.record.received = last + 1;
     upload.hasher = hasher;
     if let Err(e) = ctx.store.save_upload(&upload.record) {
@@ -171,7 +168,7 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         check_digest("layerDigests", d)?;
     }
 
-    let hasher = {
+    let (hasher, received) = {
         let mut index = ctx.store.lock();
         ctx.repo(&index, name)?;
         let upload = checkout(ctx, &mut index.uploads, id, name)?;
@@ -196,12 +193,12 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ));
         }
         upload.busy = true;
-        upload.hasher.take()
+        (upload.hasher.take(), upload.record.received)
     };
 
     let computed = match hasher {
         Some(h) => Ok(crate::digest::Digest::from_sha256(h.finalize().into())),
-        None => hash_file(&ctx.store.layout().upload_data(id)),
+        None => hash_file(&ctx.store.layout().upload_data(id), received),
     };
 
     let mut index = ctx.store.lock();
@@ -245,8 +242,50 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     )
 }
 
-fn hash_file(path: &std::path::Path) -> EcrResult<crate::digest::Digest> {
-    let mut f = fs::File::open(path)?;
+fn not_base64() -> EcrError {
+    EcrError::Serialization("layerPartBlob is not valid base64".into())
+}
+
+/// Decode the part's base64 piece by piece into the upload's data file at `first`, hashing each
+/// piece while it is in cache. On any error the file is cut back to `first`: nothing of a
+/// refused part stays.
+fn write_part(
+    path: &std::path::Path,
+    first: u64,
+    b64: &[u8],
+    mut hasher: Option<&mut Sha256>,
+) -> EcrResult<()> {
+    /// Base64 characters per piece (a multiple of 4): 256 KiB in, 192 KiB out.
+    const PIECE: usize = 256 * 1024;
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    let mut buf = vec![0u8; PIECE / 4 * 3];
+    let mut write = || -> EcrResult<()> {
+        f.seek(SeekFrom::Start(first))?;
+        let count = b64.len().div_ceil(PIECE);
+        for (i, piece) in b64.chunks(PIECE).enumerate() {
+            if i + 1 < count && piece.ends_with(b"=") {
+                return Err(not_base64()); // padding before the end
+            }
+            let raw = base64_simd::STANDARD
+                .decode(piece, base64_simd::Out::from_slice(&mut buf))
+                .map_err(|_| not_base64())?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&*raw);
+            }
+            f.write_all(raw)?;
+        }
+        Ok(())
+    };
+    let result = write();
+    if result.is_err() {
+        f.set_len(first)?;
+    }
+    result
+}
+
+/// The SHA-256 of the first `len` bytes of an upload's data file.
+fn hash_file(path: &std::path::Path, len: u64) -> EcrResult<crate::digest::Digest> {
+    let mut f = fs::File::open(path)?.take(len);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -6,21 +6,24 @@
 
 use super::budget::Reservation;
 use super::Session;
-use crate::ecr::{Ecr, EcrError};
+use crate::ecr::{Ecr, EcrError, PartBody};
 use bytes::Bytes;
 use sha2::Digest as _;
 use tokio::task::JoinHandle;
 
-/// A part being filled, with the memory promised for it.
-pub struct PartBuf {
-    pub data: Vec<u8>,
+/// Client bytes hashed and encoded per step, so both passes read them from cache.
+const STEP: usize = 48 * 1024;
+
+/// A part being filled: its request body so far, with the memory promised for it.
+pub struct Tail {
+    pub body: PartBody,
     reservation: Reservation,
 }
 
-/// What a part costs while it exists: its bytes, and while it is encoded, the base64 JSON body
-/// (`ecr::part_body`; the raw bytes are dropped once encoded).
+/// What a part costs while it exists: the buffer its base64 JSON body is written into
+/// (`ecr::PartBody`; the raw bytes are never kept).
 pub fn part_cost(part_size: u64) -> u64 {
-    part_size + part_size.div_ceil(3) * 4 + 64 * 1024
+    PartBody::capacity_for(part_size) as u64
 }
 
 /// One request's view of a session: bytes in, parts out.
@@ -45,46 +48,53 @@ impl<'a> Writer<'a> {
 
     /// Take in one chunk of the client's body.
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), EcrError> {
-        self.session.hasher.update(&chunk);
-        let part_size = self.session.part_size as usize;
+        let part_size = self.session.part_size;
         while !chunk.is_empty() {
             if self.session.tail.is_none() {
-                let reservation = self
+                let memory = self
                     .session
                     .budget
-                    .reserve(part_cost(self.session.part_size))
+                    .take(part_cost(part_size) as usize)
                     .await;
-                self.session.tail = Some(PartBuf {
-                    data: Vec::with_capacity(part_size),
+                let (buf, reservation) = memory.into_parts();
+                self.session.tail = Some(Tail {
+                    body: self.ecr.part_body(buf),
                     reservation,
                 });
             }
             let tail = self.session.tail.as_mut().expect("just filled");
-            let take = chunk.len().min(part_size - tail.data.len());
-            tail.data.extend_from_slice(&chunk.split_to(take));
+            let take = (chunk.len() as u64).min(part_size - tail.body.raw_len()) as usize;
+            for step in chunk.split_to(take).chunks(STEP) {
+                self.session.hasher.update(step);
+                tail.body.push(step);
+            }
             self.session.received += take as u64;
-            if tail.data.len() == part_size {
-                let part = self.session.tail.take().expect("present");
-                self.ship(part).await?;
+            if tail.body.raw_len() == part_size {
+                let tail = self.session.tail.take().expect("present");
+                self.ship(tail).await?;
             }
         }
         Ok(())
     }
 
-    /// Send a part once the previous one has landed.
-    async fn ship(&mut self, part: PartBuf) -> Result<(), EcrError> {
+    /// Send a part once the previous one has landed; its buffer goes back to the budget after.
+    async fn ship(&mut self, tail: Tail) -> Result<(), EcrError> {
         self.wait().await?;
-        let len = part.data.len() as u64;
+        let len = tail.body.raw_len();
         let first = self.session.committed + self.in_flight_len();
-        let (ecr, repo, upload) = (
+        let (ecr, repo, upload, budget) = (
             self.ecr.clone(),
             self.session.repo.clone(),
             self.session.ecr_upload_id.clone(),
+            self.session.budget.clone(),
         );
+        let Tail { body, reservation } = tail;
+        let part = ecr.finish_part(body, &repo, &upload, first);
         let handle = tokio::spawn(async move {
-            let PartBuf { data, reservation } = part;
-            let result = ecr.upload_part(&repo, &upload, first, data).await;
-            drop(reservation);
+            let (result, buf) = ecr.upload_part(&repo, &upload, part).await;
+            if let Some(buf) = buf {
+                budget.give(buf, reservation);
+            }
             result
         });
         self.in_flight = Some((len, handle));
@@ -113,9 +123,9 @@ impl<'a> Writer<'a> {
 
     /// Send the tail as the final part (it may be shorter than a part) and wait for everything.
     pub async fn finish(&mut self) -> Result<(), EcrError> {
-        if let Some(part) = self.session.tail.take() {
-            if !part.data.is_empty() {
-                self.ship(part).await?;
+        if let Some(tail) = self.session.tail.take() {
+            if tail.body.raw_len() > 0 {
+                self.ship(tail).await?;
             }
         }
         self.wait().await

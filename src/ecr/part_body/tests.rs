@@ -1,0 +1,105 @@
+//! Tests of the part body: the JSON ECR expects whatever the pieces, its SigV4 hash, and the
+//! buffer coming back for reuse.
+
+use super::*;
+use base64::Engine;
+
+fn data(n: usize) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// The body, its members and its hash, for `raw` fed in pieces of the given sizes (cycled).
+fn build(raw: &[u8], pieces: &[usize], registry: Option<&str>) -> (serde_json::Value, EncodedPart) {
+    let mut body = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(raw.len() as u64)));
+    let mut rest = raw;
+    for &n in pieces.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (piece, tail) = rest.split_at(n.min(rest.len()));
+        body.push(piece);
+        rest = tail;
+    }
+    assert_eq!(body.raw_len(), raw.len() as u64);
+    let part = body.finish(registry, "team/a\"b", "u-1", 10);
+    (
+        serde_json::from_slice(&part.body).expect("valid JSON"),
+        part,
+    )
+}
+
+#[test]
+fn the_body_is_the_json_ecr_expects_whatever_the_pieces() {
+    let raw = data(100_003);
+    for pieces in [
+        &[100_003][..],
+        &[1],
+        &[2],
+        &[4],
+        &[1, 2, 5, 49_152, 7],
+        &[65_537],
+    ] {
+        let (v, part) = build(&raw, pieces, Some("123456789012"));
+        assert_eq!(v["registryId"], "123456789012", "pieces {pieces:?}");
+        assert_eq!(v["repositoryName"], "team/a\"b");
+        assert_eq!(v["uploadId"], "u-1");
+        assert_eq!(v["partFirstByte"], 10);
+        assert_eq!(v["partLastByte"], 100_012);
+        assert_eq!((part.first, part.last), (10, 100_012));
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(v["layerPartBlob"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(blob, raw, "pieces {pieces:?}");
+        assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
+    }
+}
+
+#[test]
+fn short_parts_are_padded_and_the_registry_is_optional() {
+    for (raw, b64) in [(&b"x"[..], "eA=="), (b"xy", "eHk="), (b"xyz", "eHl6")] {
+        let (v, part) = build(raw, &[1], None);
+        assert!(v.get("registryId").is_none());
+        assert_eq!(v["layerPartBlob"], b64);
+        assert_eq!(part.last, 10 + raw.len() as u64 - 1);
+    }
+    let part = PartBody::of(None, "r", "u", b"{}");
+    let v: serde_json::Value = serde_json::from_slice(&part.body).unwrap();
+    assert_eq!(
+        (v["layerPartBlob"].as_str(), v["partLastByte"].as_u64()),
+        (Some("e30="), Some(1))
+    );
+}
+
+#[test]
+fn a_long_escaped_name_grows_the_buffer() {
+    let name = "\"".repeat(300);
+    let mut body = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(3)));
+    body.push(b"abc");
+    let part = body.finish(Some(&name), &name, "u", 0);
+    let v: serde_json::Value = serde_json::from_slice(&part.body).unwrap();
+    assert_eq!(v["repositoryName"].as_str(), Some(name.as_str()));
+    assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
+}
+
+#[test]
+fn the_buffer_comes_back_for_the_next_part_without_a_copy() {
+    let raw = data(30_000);
+    let cap = PartBody::capacity_for(raw.len() as u64);
+    let (_, part) = build(&raw, &[30_000], None);
+    let ptr = part.body.as_ptr();
+    let again = EncodedPart::reclaim(part.body).expect("nothing else holds it");
+    assert_eq!((again.as_ptr(), again.capacity()), (ptr, cap));
+    // A second body written into it is complete and correct.
+    let mut body = PartBody::new(again);
+    body.push(b"hello");
+    let part = body.finish(None, "r", "u", 0);
+    assert_eq!(part.body.as_ptr(), ptr);
+    let v: serde_json::Value = serde_json::from_slice(&part.body).unwrap();
+    assert_eq!(v["layerPartBlob"], "aGVsbG8=");
+    // Still shared (a retry's copy in flight): not reclaimed.
+    let other = part.body.clone();
+    assert!(EncodedPart::reclaim(part.body).is_none());
+    drop(other);
+}
