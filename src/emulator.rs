@@ -90,6 +90,8 @@ pub(crate) struct Shared {
     faults: faults::Faults,
     /// Seconds added to "now" when a download URL's expiry is checked (see `set_clock_skew_secs`).
     clock_skew_secs: AtomicI64,
+    /// Request-body buffers kept for reuse (see `api::BodyPool`).
+    bodies: api::BodyPool,
 }
 
 /// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
@@ -196,6 +198,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         ctx,
         faults,
         clock_skew_secs: AtomicI64::new(0),
+        bodies: api::BodyPool::default(),
     });
     tracing::info!(%addr, "ECR emulator listening");
     let task = tokio::spawn(server::accept_loop(listener, shared.clone()));

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use sha2::{Digest as _, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,7 +36,7 @@ where
 {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let (bytes, payload_sha256) = match read_body(body, &parts.headers).await {
+    let (bytes, payload_sha256) = match read_body(body, &parts.headers, &shared.bodies).await {
         Ok(b) => b,
         Err(e) => {
             let err = EcrError::Serialization(format!(
@@ -108,8 +108,10 @@ where
     let base_url = format!("http://{}", host.unwrap_or_else(|| shared.addr.to_string()));
     let ctx = shared.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let input = Input::parse_body(bytes)?;
-        op(&ctx.ctx, &Call { input, base_url })
+        let result = Input::parse_body(bytes.clone())
+            .and_then(|input| op(&ctx.ctx, &Call { input, base_url }));
+        ctx.bodies.give(bytes);
+        result
     })
     .await
     .unwrap_or_else(|e| Err(EcrError::Server(format!("operation failed: {e}"))));
@@ -130,9 +132,45 @@ where
     })
 }
 
+/// Request-body buffers kept for reuse: an UploadLayerPart body is ~13 MiB, and a fresh buffer
+/// per request cost a page fault per 4 KiB of it.
+#[derive(Default)]
+pub struct BodyPool(Mutex<Vec<BytesMut>>);
+
+impl BodyPool {
+    /// Buffers kept.
+    const KEEP: usize = 4;
+
+    fn take(&self, capacity: usize) -> BytesMut {
+        let mut free = self.0.lock().expect("not poisoned");
+        match free.iter().position(|b| b.capacity() >= capacity) {
+            Some(i) => free.swap_remove(i),
+            None => BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// Keep a body's buffer if nothing else holds it and it is worth keeping.
+    fn give(&self, body: Bytes) {
+        if body.len() < 1024 * 1024 {
+            return;
+        }
+        if let Ok(mut buf) = body.try_into_mut() {
+            buf.clear();
+            let mut free = self.0.lock().expect("not poisoned");
+            if free.len() < Self::KEEP {
+                free.push(buf);
+            }
+        }
+    }
+}
+
 /// The whole body (at most `MAX_BODY`) and its SHA-256, hashed chunk by chunk as it arrives,
 /// while each chunk is still in cache (SigV4 needs the hash of every request body).
-async fn read_body<B>(body: B, headers: &http::HeaderMap) -> Result<(Bytes, [u8; 32]), BoxError>
+async fn read_body<B>(
+    body: B,
+    headers: &http::HeaderMap,
+    pool: &BodyPool,
+) -> Result<(Bytes, [u8; 32]), BoxError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -146,7 +184,7 @@ where
         return Err(format!("the body is {expected} bytes").into());
     }
     let mut body = std::pin::pin!(body);
-    let mut buf = BytesMut::with_capacity(expected);
+    let mut buf = pool.take(expected);
     let mut hasher = Sha256::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(Into::into)?.into_data() else {

@@ -1,9 +1,10 @@
 //! The one input member that can be megabytes: UploadLayerPart's `layerPartBlob`, ~13 MiB of
 //! base64 per part. Parsing it into a `String` made the emulator scan it for escapes byte by
-//! byte, check it as UTF-8 and copy it. When the body holds no backslash at all (so every `"`
-//! delimits a string), the member's value is found with `memchr` and left in place; the rest of
-//! the body, with that value emptied, is parsed as usual. Anything unusual falls back to the
-//! ordinary parse. Only finds; `Input` decides what the value means.
+//! byte, check it as UTF-8 and copy it. When no backslash comes before the member or inside its
+//! value (so every `"` there delimits a string), the value is found with `memchr` and left in
+//! place; the rest of the body, with that value emptied, is parsed as usual (escapes after the
+//! value are fine). Anything unusual falls back to the ordinary parse. Only finds; `Input`
+//! decides what the value means.
 
 use std::ops::Range;
 
@@ -11,15 +12,13 @@ use std::ops::Range;
 pub const LARGE_MEMBER: &str = "layerPartBlob";
 
 /// Where the string value of `key` lies in `body`, and `body` with that value emptied. `None`
-/// when the fast path does not apply (escapes in the body, no such key, not a string value).
+/// when the fast path does not apply (escapes before or in the value, no such top-level key,
+/// not a string value).
 pub fn split_out(body: &[u8], key: &str) -> Option<(Range<usize>, Vec<u8>)> {
-    if memchr::memchr(b'\\', body).is_some() {
-        return None;
-    }
     let needle = format!("\"{key}\"");
     let at = memchr::memmem::find(body, needle.as_bytes())?;
-    if !top_level(&body[..at]) {
-        return None; // inside another string or a nested object, not a member of the input
+    if memchr::memchr(b'\\', &body[..at]).is_some() || !top_level(&body[..at]) {
+        return None; // escapes before it, or inside a string or a nested object: not a member
     }
     let skip_ws = |mut i: usize| {
         while body.get(i).is_some_and(|b| b" \t\r\n".contains(b)) {
@@ -36,15 +35,18 @@ pub fn split_out(body: &[u8], key: &str) -> Option<(Range<usize>, Vec<u8>)> {
         return None;
     }
     let start = open + 1;
-    let end = start + memchr::memchr(b'"', &body[start..])?;
+    let end = start + memchr::memchr2(b'"', b'\\', &body[start..])?;
+    if body[end] != b'"' {
+        return None; // an escape in the value
+    }
     let mut rest = Vec::with_capacity(body.len() - (end - start));
     rest.extend_from_slice(&body[..start]);
     rest.extend_from_slice(&body[end..]);
     Some((start..end, rest))
 }
 
-/// Whether what follows `prefix` (a body without escapes) is outside any string and directly in
-/// the top-level object.
+/// Whether what follows `prefix` (without escapes) is outside any string and directly in the
+/// top-level object.
 fn top_level(prefix: &[u8]) -> bool {
     let (mut in_string, mut depth) = (false, 0i64);
     for &b in prefix {
@@ -88,12 +90,13 @@ mod tests {
     #[test]
     fn unusual_bodies_take_the_ordinary_parse() {
         for body in [
-            r#"{"layerPartBlob":"e\u0041=="}"#,          // an escape somewhere
+            r#"{"layerPartBlob":"e\u0041=="}"#, // an escape in the value
+            r#"{"uploadId":"\u0041","layerPartBlob":"eA=="}"#, // an escape before it
             r#"{"uploadId":"\"layerPartBlob\":\"x\""}"#, // escaped quotes: ordinary parse
-            r#"{"uploadId":"layerPartBlob","x":"y"}"#,   // a value, not a key
-            r#"{"layerPartBlob":12}"#,                   // not a string
-            r#"{"uploadId":"u"}"#,                       // absent
-            r#"{"layerPartBlob":"unterminated"#,         // no closing quote
+            r#"{"uploadId":"layerPartBlob","x":"y"}"#, // a value, not a key
+            r#"{"layerPartBlob":12}"#,          // not a string
+            r#"{"uploadId":"u"}"#,              // absent
+            r#"{"layerPartBlob":"unterminated"#, // no closing quote
         ] {
             assert_eq!(split(body), None, "{body}");
         }
@@ -105,5 +108,13 @@ mod tests {
         );
         assert_eq!(split(r#"{"a":["{",{"layerPartBlob":"x"}]}"#), None);
         assert!(split(r#"{"a":["}"],"layerPartBlob":"x"}"#).is_some());
+        // Escapes after the value are left to the ordinary parse of the rest.
+        assert_eq!(
+            split(r#"{"layerPartBlob":"eA==","uploadId":"\u0041"}"#),
+            Some((
+                "eA==".into(),
+                r#"{"layerPartBlob":"","uploadId":"\u0041"}"#.into()
+            ))
+        );
     }
 }
