@@ -135,6 +135,33 @@ async fn three_mib_chunks_are_recut_into_exact_parts() {
 }
 
 #[tokio::test]
+async fn part_buffers_are_handed_back_and_reused() {
+    let s = Stack::start().await;
+    // The budget counts in KiB.
+    let cost = ecr_proxy::proxy::sessions::writer::part_cost(PART).div_ceil(1024) * 1024;
+    assert_eq!(s.proxy.budget_in_use(), 0);
+    // Five parts, one PATCH: one buffer fills while the other is sent, so two are enough.
+    let first = data(30, 45 * MIB);
+    push_blob(&s, "reuse/a", &first).await;
+    assert_eq!(
+        s.proxy.budget_in_use(),
+        2 * cost,
+        "both part buffers came back and are kept, promise included"
+    );
+    // The next upload takes those two instead of promising (and allocating) more: with one
+    // part sent and the next one filling, still two buffers in all (four without reuse).
+    let second = data(31, 15 * MIB);
+    let loc = begin(&s, "reuse/b").await;
+    let loc = patch_chunks(&s, &loc, &second, 15 * MIB).await;
+    assert_eq!(s.proxy.budget_in_use(), 2 * cost);
+    let r = finish(&s, &loc, &digest(&second), vec![]).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(s.proxy.budget_in_use(), 2 * cost);
+    assert_layers_in_ecr(&s, "reuse/a", &[&first]).await;
+    assert_layers_in_ecr(&s, "reuse/b", &[&second]).await;
+}
+
+#[tokio::test]
 async fn part_sizes_are_exact_for_every_length() {
     let s = Stack::start().await;
     for (i, len) in [
