@@ -129,6 +129,16 @@ impl RunningEmulator {
 
     /// Move the clock that download URLs are checked against by `secs` seconds: for tests of
     /// URL expiry (3601 makes a URL handed out now expired). Nothing else uses it.
+    /// Calls of `op` the fault rules have seen (retries included); 0 for operations no rule covers.
+    pub fn fault_calls(&self, op: &str) -> u64 {
+        self.shared.faults.calls(op)
+    }
+
+    /// Faults of `kind` injected into `op` so far.
+    pub fn faults_injected(&self, op: &str, kind: faults::Fault) -> u64 {
+        self.shared.faults.injected(op, kind)
+    }
+
     pub fn set_clock_skew_secs(&self, secs: i64) {
         self.shared.clock_skew_secs.store(secs, Ordering::Relaxed);
     }

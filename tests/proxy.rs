@@ -9,6 +9,8 @@ mod errors;
 mod memory;
 #[path = "proxy/pull.rs"]
 mod pull;
+#[path = "proxy/resilience.rs"]
+mod resilience;
 #[path = "proxy/roundtrip.rs"]
 mod roundtrip;
 #[path = "proxy/skopeo.rs"]

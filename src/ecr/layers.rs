@@ -77,7 +77,9 @@ impl Ecr {
         self.upload_part(repo, upload_id, part).await.0
     }
 
-    /// Finish an upload. A layer the repository already has is success.
+    /// Finish an upload. A layer the repository already has is success. So is an upload that
+    /// is gone (or whose every answer was lost) when the layer is there: an earlier attempt
+    /// completed it and its answer was lost, and the SDK's retry found nothing left to complete.
     pub async fn complete_upload(&self, repo: &str, upload_id: &str, digest: &str) -> Result<()> {
         let call = self
             .client
@@ -88,6 +90,15 @@ impl Ecr {
             .layer_digests(digest);
         match sdk!("CompleteLayerUpload", call) {
             Err(e) if e.kind == ErrorKind::LayerAlreadyExists => Ok(()),
+            Err(e) if matches!(e.kind, ErrorKind::UploadNotFound | ErrorKind::Unavailable) => {
+                match self.check_layers(repo, &[digest.to_string()]).await {
+                    Ok(sizes) if sizes[0].is_some() => {
+                        tracing::info!(upload_id, digest, error = %e, "layer was completed by an attempt whose answer was lost");
+                        Ok(())
+                    }
+                    _ => Err(e),
+                }
+            }
             other => other.map(|_| ()),
         }
     }

@@ -21,7 +21,7 @@ struct Rule {
 }
 
 /// What happens to one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
     Throttle,
     Server,
@@ -35,6 +35,8 @@ pub struct Faults {
     seed: u64,
     rules: HashMap<String, Rule>,
     counters: Mutex<HashMap<String, u64>>,
+    /// Faults injected per operation and kind.
+    injected: Mutex<HashMap<(String, Fault), u64>>,
 }
 
 impl Faults {
@@ -88,11 +90,24 @@ impl Faults {
             seed,
             rules,
             counters: Mutex::new(HashMap::new()),
+            injected: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Calls of `op` seen so far (counted only for operations a rule covers).
+    pub fn calls(&self, op: &str) -> u64 {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(op).copied().unwrap_or(0)
+    }
+
+    /// Faults of `kind` injected into `op` so far.
+    pub fn injected(&self, op: &str, kind: Fault) -> u64 {
+        let c = self.injected.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(&(op.to_string(), kind)).copied().unwrap_or(0)
     }
 
     /// The latency to add to, and the fault (if any) to inject into, the next call of `op`.
@@ -116,6 +131,10 @@ impl Faults {
         } else {
             None
         };
+        if let Some(f) = fault {
+            let mut c = self.injected.lock().unwrap_or_else(|p| p.into_inner());
+            *c.entry((op.to_string(), f)).or_insert(0) += 1;
+        }
         (rule.latency, fault)
     }
 }

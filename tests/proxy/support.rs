@@ -29,10 +29,16 @@ impl Stack {
 
     /// Start with `ECR_PROXY_*` settings given as environment pairs.
     pub async fn start_with(env: &[(&str, &str)]) -> Stack {
+        Stack::start_faulty(env, "", 0).await
+    }
+
+    /// Start with an emulator that injects `faults` (see `emulator::faults`) from `seed`.
+    pub async fn start_faulty(env: &[(&str, &str)], faults: &str, seed: u64) -> Stack {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let emu = emulator::start(EmulatorConfig::new(dir.path()))
-            .await
-            .expect("emulator starts");
+        let mut emu_config = EmulatorConfig::new(dir.path());
+        emu_config.faults = faults.to_string();
+        emu_config.fault_seed = seed;
+        let emu = emulator::start(emu_config).await.expect("emulator starts");
         let mut vars: HashMap<String, String> = [
             ("ECR_PROXY_CREATE_REPOSITORIES", "true"),
             ("ECR_PROXY_LISTEN", "127.0.0.1:0"),
