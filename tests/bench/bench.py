@@ -11,15 +11,13 @@ What it measures
       pull-20layers           skopeo copy of it back
       docker-push-256M        docker push of a FROM scratch image of 256 MiB (4 COPY layers)
       push-16x64M-concurrent  16 skopeo copies of distinct 64 MiB images at once, wall time
-      manifest-get            wrk -t2 -c16 for a fixed duration on GET /v2/<repo>/manifests/<digest>
-      head-blob               hey -c16 for a fixed duration on HEAD /v2/<repo>/blobs/<digest>
-                              (wrk cannot: its parser waits for the body a HEAD response's
-                              Content-Length announces, so every request times out)
+      manifest-get            hey -n N -c16: N GETs of /v2/<repo>/manifests/<digest>
+      head-blob               hey -n N -c16: N HEADs of /v2/<repo>/blobs/<digest>
 
-    Transfer cases report wall time of the client command; rate cases report requests/s and
-    p99 latency as the load tool prints them (neither tool is given a request count: the
-    duration is fixed, --rate-seconds, and the number of requests done is reported). The two
-    rate cases use different tools, so compare each across registries, not with each other.
+    Transfer cases report wall time of the client command; rate cases send a fixed number of
+    requests (--requests, the same for both registries) and report requests/s and p99 latency as
+    hey prints them. (hey, not wrk: wrk only runs for a fixed duration, and its parser waits for
+    the body a HEAD response's Content-Length announces.)
 
     For each server process alone (distribution; ecr-proxy; the emulator, which stands in for
     AWS and is not part of the proxy's cost) it reads, around the measured command only:
@@ -42,7 +40,7 @@ How
     servers, so absolute numbers include their cost; the ratio is what to read.
 
 Usage
-    tests/bench/run [--rounds N] [--cases a,b] [--out FILE] [--keep] [--rate-seconds S]
+    tests/bench/run [--rounds N] [--cases a,b] [--out FILE] [--keep] [--requests N]
 """
 
 from __future__ import annotations
@@ -422,9 +420,9 @@ class Bench:
     """Servers, images, scratch space and the repositories pushed so far."""
 
     def __init__(self, tmp: Path, servers: dict[str, Server], images: dict[str, OciImage],
-                 rate_seconds: int):
+                 requests: int):
         self.tmp, self.servers, self.images = tmp, servers, images
-        self.rate_seconds = rate_seconds
+        self.requests = requests
         self.pushed: dict[tuple[str, str], str] = {}  # (server, image key) -> repository
         self.docker_images: dict[int, str] = {}       # round -> local image tag
         self.reset_ok = True
@@ -526,41 +524,20 @@ class Bench:
         except OSError as e:
             raise CaseError(f"{method} {url}", str(e)) from None
 
-    def wrk(self, run: Run, meter: Meter, url: str, accept: str) -> None:
-        """GET at full speed for a fixed duration: wrk -t2 -c16 --latency."""
-        self.check_once(url, "GET", accept)
-        cmd = ["wrk", "-t2", "-c16", f"-d{self.rate_seconds}s", "--timeout", "5s", "--latency",
-               "-H", f"Accept: {accept}", url]
+    def hey(self, run: Run, meter: Meter, url: str, method: str, accept: str | None) -> None:
+        """A fixed number of requests from 16 workers: hey -n N -c 16."""
+        self.check_once(url, method, accept)
+        cmd = ["hey", "-n", str(self.requests), "-c", "16", "-t", "5", "-m", method]
+        if accept:
+            cmd += ["-H", f"Accept: {accept}"]
+        cmd.append(url)
         with meter:
-            out = run_cmd(cmd, timeout=self.rate_seconds + 60)
-        parse_wrk(out, run, cmd)
-
-    def hey(self, run: Run, meter: Meter, url: str, method: str) -> None:
-        """The same load shape with hey (16 workers, fixed duration), for HEAD: wrk's parser
-        waits for the Content-Length bytes of a HEAD response, so every request times out."""
-        self.check_once(url, method, None)
-        cmd = ["hey", "-z", f"{self.rate_seconds}s", "-c", "16", "-t", "5", "-m", method, url]
-        with meter:
-            out = run_cmd(cmd, timeout=self.rate_seconds + 60)
+            out = run_cmd(cmd, timeout=600)
         parse_hey(out, run, cmd)
+        if run.requests != self.requests:
+            raise CaseError(cmd, f"hey did {run.requests} requests, not {self.requests}", out)
 
 
-LATENCY_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-
-def parse_wrk(out: str, run: Run, cmd) -> None:
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
-    done = re.search(r"^\s+(\d+) requests in ", out, re.M)
-    if not (rps and p99 and done):
-        raise CaseError(cmd, "could not parse wrk's output", out)
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: (.*)", out)
-    if bad or (sock and re.search(r"[1-9]", sock.group(1))) or int(done.group(1)) == 0:
-        raise CaseError(cmd, "wrk saw failed requests", out)
-    run.rps = float(rps.group(1))
-    run.p99_ms = float(p99.group(1)) * LATENCY_UNITS[p99.group(2)]
-    run.requests = int(done.group(1))
 
 
 def parse_hey(out: str, run: Run, cmd) -> None:
@@ -662,7 +639,7 @@ def case_push_concurrent(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter
 def case_manifest_get(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
-    b.wrk(run, meter, f"http://{srv.host}/v2/{repo}/manifests/{image.manifest_digest}",
+    b.hey(run, meter, f"http://{srv.host}/v2/{repo}/manifests/{image.manifest_digest}", "GET",
           OCI_MANIFEST)
 
 
@@ -670,7 +647,7 @@ def case_head_blob(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> N
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
     digest = image.layers[-1][0]
-    b.hey(run, meter, f"http://{srv.host}/v2/{repo}/blobs/{digest}", "HEAD")
+    b.hey(run, meter, f"http://{srv.host}/v2/{repo}/blobs/{digest}", "HEAD", None)
 
 
 CASES = {
@@ -734,7 +711,7 @@ def fmt_peak(runs: list[Run], server: str) -> str:
 
 
 def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elapsed: float,
-           rate_seconds: int) -> str:
+           requests: int) -> str:
     out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
            "| case | distribution median | ecr-proxy median | ratio ours/distribution "
            "| proxy CPU s/GiB | proxy peak RSS | distribution CPU s/GiB | distribution peak RSS |",
@@ -767,8 +744,8 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
                                      "before the run), the max over rounds."
                                      if b.reset_ok else
                                      "the lifetime peak so far (the VmHWM reset was refused)."),
-            f"Rates: manifest-get is wrk -t2 -c16 -d{rate_seconds}s --latency, head-blob is "
-            f"hey -c 16 -z {rate_seconds}s, each on one URL; the load tool shares the 2 cores "
+            f"Rates: {requests:,} requests per run from hey -n {requests} -c 16 (GET manifest by "
+            "digest; HEAD blob), each on one URL; the load tool shares the 2 cores "
             "with the server. Transfer CPU is per GiB the client moved (docker: the gzipped "
             "size as pushed).",
             f"Total runtime {elapsed / 60:.1f} min; {os.cpu_count()} CPUs; "
@@ -820,8 +797,8 @@ def parse_args(argv):
                     help=f"comma-separated subset of: {', '.join(CASES)}")
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument("--keep", action="store_true", help="leave the temp dir in place")
-    ap.add_argument("--rate-seconds", type=int, default=10,
-                    help="duration of each manifest-get / head-blob run (default 10)")
+    ap.add_argument("--requests", type=int, default=30000,
+                    help="requests per manifest-get / head-blob run (default 30000)")
     ap.add_argument("--tmp", type=Path, default=None, help="parent of the temp dir")
     args = ap.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -850,7 +827,7 @@ def main(argv=None) -> int:
     try:
         images = generate_images(tmp / "images")
         servers = start_servers(tmp)
-        b = Bench(tmp, servers, images, args.rate_seconds)
+        b = Bench(tmp, servers, images, args.requests)
         results = {c: {D: [], P: []} for c in args.cases}
         for rnd in range(1, args.rounds + 1):
             try:
@@ -862,7 +839,7 @@ def main(argv=None) -> int:
                 b.remove_docker_images()
         for s in servers.values():
             s.peak_rss()
-        text = report(results, b, args.rounds, time.monotonic() - started, args.rate_seconds)
+        text = report(results, b, args.rounds, time.monotonic() - started, args.requests)
         print("\n" + text, end="", flush=True)
         if args.out:
             args.out.write_text(text)
