@@ -141,17 +141,22 @@ impl BodyPool {
     /// Buffers kept.
     const KEEP: usize = 4;
 
+    /// Bodies smaller than this get a fresh buffer, and their buffers are not kept.
+    const WORTH: usize = 1024 * 1024;
+
     fn take(&self, capacity: usize) -> BytesMut {
-        let mut free = self.0.lock().expect("not poisoned");
-        match free.iter().position(|b| b.capacity() >= capacity) {
-            Some(i) => free.swap_remove(i),
-            None => BytesMut::with_capacity(capacity),
+        if capacity >= Self::WORTH {
+            let mut free = self.0.lock().expect("not poisoned");
+            if let Some(i) = free.iter().position(|b| b.capacity() >= capacity) {
+                return free.swap_remove(i);
+            }
         }
+        BytesMut::with_capacity(capacity)
     }
 
     /// Keep a body's buffer if nothing else holds it and it is worth keeping.
     fn give(&self, body: Bytes) {
-        if body.len() < 1024 * 1024 {
+        if body.len() < Self::WORTH {
             return;
         }
         if let Ok(mut buf) = body.try_into_mut() {

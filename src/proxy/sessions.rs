@@ -12,7 +12,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use writer::Tail;
+use writer::{InFlight, Tail};
 
 /// One upload in progress.
 pub struct Session {
@@ -26,6 +26,7 @@ pub struct Session {
     pub committed: u64,
     pub hasher: Sha256,
     pub tail: Option<Tail>,
+    pub in_flight: InFlight,
     pub budget: Budget,
     pub last_touched: Instant,
 }
@@ -75,6 +76,7 @@ impl Sessions {
             committed: 0,
             hasher: <Sha256 as sha2::Digest>::new(),
             tail: None,
+            in_flight: None,
             budget: self.budget.clone(),
             last_touched: Instant::now(),
         }));

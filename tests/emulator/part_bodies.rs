@@ -74,8 +74,8 @@ async fn a_part_that_is_not_base64_is_refused_and_leaves_nothing_behind() {
     let bytes = data(8, 6 * MIB);
     let id = initiate(&env.client, "rp").await;
 
-    // A longer part with bad characters near its end: more bytes than the good part below
-    // were already decoded and written when the error is found.
+    // A longer part with bad characters near its end (refused as a whole, before any of it
+    // is written), and padding in the middle.
     let longer = data(9, 8 * MIB);
     let mut bad = b64(&longer);
     bad.replace_range(10 * MIB..10 * MIB + 4, "!!!!");
@@ -89,12 +89,41 @@ async fn a_part_that_is_not_base64_is_refused_and_leaves_nothing_behind() {
         assert_eq!(r.json()["__type"], "SerializationException");
     }
 
-    // The refused parts stopped the running hash, so the digest is computed from the stored
-    // bytes, which must hold exactly the accepted part (not the refused longer one's tail).
+    // The upload then holds exactly the accepted part, not the refused longer one.
     let r = part(&env, blob_first(&id, 0, bytes.len() - 1, &b64(&bytes))).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let done = complete(&env.client, "rp", &id, &sha256(&bytes))
         .await
         .unwrap();
     assert_eq!(done.layer_digest(), Some(sha256(&bytes).as_str()));
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_deserialize_is_refused_before_anything_else() {
+    let env = Env::start().await;
+    env.repo("rp").await;
+    // Not base64, for an upload that does not exist: ECR reads the body first.
+    let r = part(&env, blob_last("no-such-upload", 0, 2, "e!!=")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["__type"], "SerializationException");
+}
+
+#[tokio::test]
+async fn a_member_given_twice_counts_once_as_the_last_one() {
+    let env = Env::start().await;
+    env.repo("rp").await;
+    let (wrong, right) = (data(10, 3000), data(11, 3000));
+    let id = initiate(&env.client, "rp").await;
+    // JSON parsers keep the last of duplicate members; so must the in-place fast path.
+    let body = format!(
+        r#"{{"layerPartBlob":"{}","repositoryName":"rp","uploadId":"{id}","partFirstByte":0,"partLastByte":2999,"layerPartBlob":"{}"}}"#,
+        b64(&wrong),
+        b64(&right)
+    );
+    let r = part(&env, body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let done = complete(&env.client, "rp", &id, &sha256(&right))
+        .await
+        .unwrap();
+    assert_eq!(done.layer_digest(), Some(sha256(&right).as_str()));
 }

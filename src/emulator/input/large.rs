@@ -1,10 +1,10 @@
 //! The one input member that can be megabytes: UploadLayerPart's `layerPartBlob`, ~13 MiB of
 //! base64 per part. Parsing it into a `String` made the emulator scan it for escapes byte by
-//! byte, check it as UTF-8 and copy it. When no backslash comes before the member or inside its
-//! value (so every `"` there delimits a string), the value is found with `memchr` and left in
-//! place; the rest of the body, with that value emptied, is parsed as usual (escapes after the
-//! value are fine). Anything unusual falls back to the ordinary parse. Only finds; `Input`
-//! decides what the value means.
+//! byte, check it as UTF-8 and copy it. When the body has no backslash (so every `"` delimits a
+//! string) and names the member once, its value is found with `memchr` and left in place; the
+//! rest of the body, with that value emptied, is parsed as usual. Anything else falls back to
+//! the ordinary parse. The value itself is checked by whoever decodes it (base64 refuses any
+//! byte a JSON string could not hold raw). Only finds; `Input` decides what the value means.
 
 use std::ops::Range;
 
@@ -12,13 +12,13 @@ use std::ops::Range;
 pub const LARGE_MEMBER: &str = "layerPartBlob";
 
 /// Where the string value of `key` lies in `body`, and `body` with that value emptied. `None`
-/// when the fast path does not apply (escapes before or in the value, no such top-level key,
-/// not a string value).
+/// when the fast path does not apply (a backslash anywhere, no such top-level key or more than
+/// one, not a string value).
 pub fn split_out(body: &[u8], key: &str) -> Option<(Range<usize>, Vec<u8>)> {
     let needle = format!("\"{key}\"");
     let at = memchr::memmem::find(body, needle.as_bytes())?;
-    if memchr::memchr(b'\\', &body[..at]).is_some() || !top_level(&body[..at]) {
-        return None; // escapes before it, or inside a string or a nested object: not a member
+    if !top_level(&body[..at]) {
+        return None; // inside a string or a nested object: not a member of the input
     }
     let skip_ws = |mut i: usize| {
         while body.get(i).is_some_and(|b| b" \t\r\n".contains(b)) {
@@ -42,6 +42,13 @@ pub fn split_out(body: &[u8], key: &str) -> Option<(Range<usize>, Vec<u8>)> {
     let mut rest = Vec::with_capacity(body.len() - (end - start));
     rest.extend_from_slice(&body[..start]);
     rest.extend_from_slice(&body[end..]);
+    // The rest is parsed the ordinary way; it must not be able to name the member again (a
+    // duplicate key, or the key spelt with escapes), where a parser would keep the last one.
+    if memchr::memchr(b'\\', &rest).is_some()
+        || memchr::memmem::find_iter(&rest, needle.as_bytes()).count() != 1
+    {
+        return None;
+    }
     Some((start..end, rest))
 }
 
@@ -108,13 +115,13 @@ mod tests {
         );
         assert_eq!(split(r#"{"a":["{",{"layerPartBlob":"x"}]}"#), None);
         assert!(split(r#"{"a":["}"],"layerPartBlob":"x"}"#).is_some());
-        // Escapes after the value are left to the ordinary parse of the rest.
-        assert_eq!(
-            split(r#"{"layerPartBlob":"eA==","uploadId":"\u0041"}"#),
-            Some((
-                "eA==".into(),
-                r#"{"layerPartBlob":"","uploadId":"\u0041"}"#.into()
-            ))
-        );
+        // The member named again, plainly or with escapes: a parser keeps the last one.
+        for body in [
+            r#"{"layerPartBlob":"AAAA","layerPartBlob":""}"#,
+            r#"{"layerPartBlob":"AAAA","layerPartBl\u006fb":""}"#,
+            r#"{"layerPartBlob":"eA==","uploadId":"\u0041"}"#,
+        ] {
+            assert_eq!(split(body), None, "{body}");
+        }
     }
 }

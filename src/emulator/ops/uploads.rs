@@ -67,6 +67,10 @@ fn checkout<'a>(
 
 pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
+    // Like ECR, a blob that does not deserialize is refused before any member is validated.
+    if let Ok(b64) = input.req_str_bytes("layerPartBlob") {
+        base64_simd::STANDARD.check(b64).map_err(|_| not_base64())?;
+    }
     let registry = ctx.registry(input)?;
     let name = input.repository_name()?;
     let id = input.upload_id()?;
@@ -227,7 +231,13 @@ pub fn complete(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         ctx.store.remove_upload(id)?;
     } else {
         fs::create_dir_all(blob.parent().expect("blob paths have a parent"))?;
-        fs::rename(ctx.store.layout().upload_data(id), &blob)?;
+        let data = ctx.store.layout().upload_data(id);
+        // Exactly the accepted parts: a part refused mid-write may have left bytes past them.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&data)?
+            .set_len(record.received)?;
+        fs::rename(data, &blob)?;
         ctx.store.remove_upload(id)?;
     }
     let layer = LayerRecord {
@@ -278,7 +288,9 @@ fn write_part(
     };
     let result = write();
     if result.is_err() {
-        f.set_len(first)?;
+        if let Err(e) = f.set_len(first) {
+            tracing::error!(error = %e, "could not cut a refused part off the upload's data file");
+        }
     }
     result
 }

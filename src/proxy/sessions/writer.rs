@@ -26,20 +26,19 @@ pub fn part_cost(part_size: u64) -> u64 {
     PartBody::capacity_for(part_size) as u64
 }
 
+/// The part being sent: its length and its task. Kept in the session, not in one request, so a
+/// request that is dropped mid-way (its connection closed) leaves it for the next to wait for.
+pub type InFlight = Option<(u64, JoinHandle<Result<(), EcrError>>)>;
+
 /// One request's view of a session: bytes in, parts out.
 pub struct Writer<'a> {
     session: &'a mut Session,
     ecr: &'a Ecr,
-    in_flight: Option<(u64, JoinHandle<Result<(), EcrError>>)>,
 }
 
 impl<'a> Writer<'a> {
     pub fn new(session: &'a mut Session, ecr: &'a Ecr) -> Self {
-        Writer {
-            session,
-            ecr,
-            in_flight: None,
-        }
+        Writer { session, ecr }
     }
 
     pub fn session(&self) -> &Session {
@@ -70,16 +69,17 @@ impl<'a> Writer<'a> {
             }
             self.session.received += take as u64;
             if tail.body.raw_len() == part_size {
+                self.wait().await?; // the full part stays in the session meanwhile
                 let tail = self.session.tail.take().expect("present");
-                self.ship(tail).await?;
+                self.ship(tail);
             }
         }
         Ok(())
     }
 
-    /// Send a part once the previous one has landed; its buffer goes back to the budget after.
-    async fn ship(&mut self, tail: Tail) -> Result<(), EcrError> {
-        self.wait().await?;
+    /// Send a part (the previous one has landed); its buffer goes back to the budget after.
+    fn ship(&mut self, tail: Tail) {
+        debug_assert!(self.session.in_flight.is_none());
         let len = tail.body.raw_len();
         let first = self.session.committed + self.in_flight_len();
         let (ecr, repo, upload, budget) = (
@@ -97,18 +97,21 @@ impl<'a> Writer<'a> {
             }
             result
         });
-        self.in_flight = Some((len, handle));
-        Ok(())
+        self.session.in_flight = Some((len, handle));
     }
 
     fn in_flight_len(&self) -> u64 {
-        self.in_flight.as_ref().map_or(0, |(len, _)| *len)
+        self.session.in_flight.as_ref().map_or(0, |(len, _)| *len)
     }
 
-    /// Wait for the part in flight, if any.
+    /// Wait for the part in flight, if any. It stays in the session until it has finished, so a
+    /// request dropped while waiting leaves it for the next one.
     pub async fn wait(&mut self) -> Result<(), EcrError> {
-        if let Some((len, handle)) = self.in_flight.take() {
-            handle.await.map_err(|e| {
+        if let Some((len, handle)) = self.session.in_flight.as_mut() {
+            let len = *len;
+            let joined = handle.await;
+            self.session.in_flight = None;
+            joined.map_err(|e| {
                 EcrError::new(
                     crate::ecr::ErrorKind::Unavailable,
                     "UploadLayerPart",
@@ -123,9 +126,10 @@ impl<'a> Writer<'a> {
 
     /// Send the tail as the final part (it may be shorter than a part) and wait for everything.
     pub async fn finish(&mut self) -> Result<(), EcrError> {
+        self.wait().await?;
         if let Some(tail) = self.session.tail.take() {
             if tail.body.raw_len() > 0 {
-                self.ship(tail).await?;
+                self.ship(tail);
             }
         }
         self.wait().await
