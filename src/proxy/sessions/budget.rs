@@ -13,8 +13,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Permits are KiB so a budget of many GiB fits.
 const UNIT: u64 = 1024;
-/// Free buffers kept for reuse (each keeps its promise).
-const MAX_FREE: usize = 2;
+/// Free buffers kept for reuse (each keeps its promise): enough for 16 uploads at once; keeping
+/// only 2 cost 4% more CPU on 16 concurrent pushes. Never more than were in use together.
+const MAX_FREE: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Budget {
