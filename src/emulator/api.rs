@@ -14,6 +14,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use sha2::{Digest as _, Sha256};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -135,13 +136,16 @@ where
 /// Request-body buffers kept for reuse: an UploadLayerPart body is ~13 MiB, and a fresh buffer
 /// per request cost a page fault per 4 KiB of it.
 #[derive(Default)]
-pub struct BodyPool(Mutex<Vec<BytesMut>>);
+pub struct BodyPool(Mutex<Vec<(Instant, BytesMut)>>);
 
 impl BodyPool {
     /// Buffers kept: enough for 16 uploads sending parts at once (keeping 4 cost 11% more CPU
-    /// on 16 concurrent pushes). Only as many are kept as were in use together, so a single
-    /// upload keeps one or two.
+    /// on 16 concurrent pushes). Only as many are kept as were in use together.
     const KEEP: usize = 16;
+
+    /// A buffer nobody took for this long is more than the requests now running use; it goes
+    /// when the next large request comes or goes.
+    const STALE: Duration = Duration::from_secs(1);
 
     /// Bodies smaller than this get a fresh buffer, and their buffers are not kept.
     const WORTH: usize = 1024 * 1024;
@@ -149,8 +153,9 @@ impl BodyPool {
     fn take(&self, capacity: usize) -> BytesMut {
         if capacity >= Self::WORTH {
             let mut free = self.0.lock().expect("not poisoned");
-            if let Some(i) = free.iter().position(|b| b.capacity() >= capacity) {
-                return free.swap_remove(i);
+            free.retain(|(since, _)| since.elapsed() < Self::STALE);
+            if let Some(i) = free.iter().rposition(|(_, b)| b.capacity() >= capacity) {
+                return free.remove(i).1;
             }
         }
         BytesMut::with_capacity(capacity)
@@ -164,8 +169,9 @@ impl BodyPool {
         if let Ok(mut buf) = body.try_into_mut() {
             buf.clear();
             let mut free = self.0.lock().expect("not poisoned");
+            free.retain(|(since, _)| since.elapsed() < Self::STALE);
             if free.len() < Self::KEEP {
-                free.push(buf);
+                free.push((Instant::now(), buf));
             }
         }
     }

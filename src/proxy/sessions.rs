@@ -114,18 +114,23 @@ impl Sessions {
         before - self.table.len()
     }
 
-    /// Run `expire` every `every` until the table is dropped.
+    /// Run `expire` every `every`, and free part buffers nobody has taken (`Budget::trim_stale`)
+    /// every second, until the table is dropped.
     pub fn spawn_reaper(self: &Arc<Self>, every: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut last_expiry = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(Duration::from_secs(1).min(every)).await;
                 let Some(s) = weak.upgrade() else { return };
-                let n = s.expire();
-                if n > 0 {
-                    tracing::info!(expired = n, "expired idle upload sessions");
+                s.budget.trim_stale();
+                if last_expiry.elapsed() >= every {
+                    last_expiry = tokio::time::Instant::now();
+                    let n = s.expire();
+                    if n > 0 {
+                        tracing::info!(expired = n, "expired idle upload sessions");
+                    }
                 }
-                s.budget.trim(every);
             }
         });
     }

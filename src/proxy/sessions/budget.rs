@@ -2,20 +2,25 @@
 //! buffer (the request body it becomes, see `ecr::PartBody`) is promised at once before the
 //! first byte is read into it, and the promise travels with the buffer. Sent parts hand their
 //! buffer back: up to `MAX_FREE` are kept, promise included, for the next parts, which saves a
-//! fresh 13 MiB allocation (and its page faults) per part; idle ones are freed by `trim`. A
+//! fresh 13 MiB allocation (and its page faults) per part; stale ones are freed when the next
+//! buffer comes back, and by the sessions' reaper every second. A
 //! holder never waits for more memory, so promises cannot deadlock; when the budget is spent,
 //! uploads stop reading their clients' bodies until a part is sent (backpressure).
 
 use bytes::BytesMut;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Permits are KiB so a budget of many GiB fits.
 const UNIT: u64 = 1024;
 /// Free buffers kept for reuse (each keeps its promise): enough for 16 uploads at once; keeping
 /// only 2 cost 4% more CPU on 16 concurrent pushes. Never more than were in use together.
 const MAX_FREE: usize = 16;
+/// A free buffer not taken for this long is not needed by the uploads running now (between two
+/// parts of one upload a buffer waits for one part's round trip to ECR, well under this).
+const STALE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct Budget {
@@ -82,14 +87,22 @@ impl Budget {
         }
     }
 
-    /// Hand back a part's buffer. Kept for the next part while fewer than `MAX_FREE` are free.
+    /// Hand back a part's buffer. Kept for the next part while fewer than `MAX_FREE` are free;
+    /// free buffers nobody took for `STALE` are let go first, so after a burst of uploads the
+    /// pool shrinks to what the uploads still running use.
     pub fn give(&self, buf: BytesMut, reservation: Reservation) {
         let mut free = self.free.lock().expect("not poisoned");
+        free.retain(|(since, _)| since.elapsed() < STALE);
         if free.len() < MAX_FREE {
             free.push((Instant::now(), PartMemory { buf, reservation }));
             drop(free);
             self.returned.notify_one();
         }
+    }
+
+    /// Free the buffers nobody has taken for `STALE`; returns how many.
+    pub fn trim_stale(&self) -> usize {
+        self.trim(STALE)
     }
 
     /// Free the buffers nobody has taken for `idle`; returns how many.

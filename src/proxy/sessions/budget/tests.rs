@@ -60,7 +60,7 @@ async fn a_waiter_on_a_spent_budget_gets_the_buffer_handed_back() {
     assert_eq!(b.in_use(), 8 * KIB);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn only_a_few_free_buffers_are_kept_and_idle_ones_are_trimmed() {
     let b = Budget::new(100 * KIB);
     let mut held = Vec::new();
@@ -77,4 +77,24 @@ async fn only_a_few_free_buffers_are_kept_and_idle_ones_are_trimmed() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(b.trim(Duration::from_millis(10)), MAX_FREE);
     assert_eq!(b.in_use(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_burst_the_free_list_shrinks_to_what_is_used() {
+    let b = Budget::new(100 * KIB);
+    let mut burst = Vec::new();
+    for _ in 0..6 {
+        burst.push(b.take(4 * 1024).await);
+    }
+    for m in burst {
+        let (buf, r) = m.into_parts();
+        b.give(buf, r);
+    }
+    assert_eq!(b.in_use(), 6 * 4 * KIB, "the burst's buffers are kept");
+    tokio::time::sleep(STALE + Duration::from_millis(50)).await;
+    // One upload goes on: it takes one buffer and hands it back; the stale ones go.
+    let m = b.take(4 * 1024).await;
+    let (buf, r) = m.into_parts();
+    b.give(buf, r);
+    assert_eq!(b.in_use(), 4 * KIB);
 }
