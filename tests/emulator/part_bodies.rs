@@ -14,6 +14,18 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+fn accepted(r: &HttpResponse) {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// CompleteLayerUpload succeeds with the digest of `bytes`.
+async fn completes_as(env: &Env, id: &str, bytes: &[u8]) {
+    let done = complete(&env.client, "rp", id, &sha256(bytes))
+        .await
+        .unwrap();
+    assert_eq!(done.layer_digest(), Some(sha256(bytes).as_str()));
+}
+
 /// UploadLayerPart with this body, signed.
 async fn part(env: &Env, body: String) -> HttpResponse {
     api_post(&env.endpoint(), "UploadLayerPart", &body, CREDS).await
@@ -41,7 +53,7 @@ async fn every_way_of_writing_the_body_stores_the_same_bytes() {
     let id = initiate(&env.client, "rp").await;
 
     let r = part(&env, blob_first(&id, 0, a.len() - 1, &b64(a))).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    accepted(&r);
     assert_eq!(r.json()["lastByteReceived"], a.len() - 1);
 
     // JSON escapes in the blob: every `/` written as `\/` (the ordinary parse handles these).
@@ -55,16 +67,13 @@ async fn every_way_of_writing_the_body_stores_the_same_bytes() {
         blob_last(&id, a.len(), a.len() + b.len() - 1, &escaped),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    accepted(&r);
 
     let first = a.len() + b.len();
     let r = part(&env, blob_last(&id, first, bytes.len() - 1, &b64(c))).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    accepted(&r);
 
-    let done = complete(&env.client, "rp", &id, &sha256(&bytes))
-        .await
-        .unwrap();
-    assert_eq!(done.layer_digest(), Some(sha256(&bytes).as_str()));
+    completes_as(&env, &id, &bytes).await;
 }
 
 #[tokio::test]
@@ -91,11 +100,8 @@ async fn a_part_that_is_not_base64_is_refused_and_leaves_nothing_behind() {
 
     // The upload then holds exactly the accepted part, not the refused longer one.
     let r = part(&env, blob_first(&id, 0, bytes.len() - 1, &b64(&bytes))).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let done = complete(&env.client, "rp", &id, &sha256(&bytes))
-        .await
-        .unwrap();
-    assert_eq!(done.layer_digest(), Some(sha256(&bytes).as_str()));
+    accepted(&r);
+    completes_as(&env, &id, &bytes).await;
 }
 
 #[tokio::test]
@@ -121,9 +127,6 @@ async fn a_member_given_twice_counts_once_as_the_last_one() {
         b64(&right)
     );
     let r = part(&env, body).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let done = complete(&env.client, "rp", &id, &sha256(&right))
-        .await
-        .unwrap();
-    assert_eq!(done.layer_digest(), Some(sha256(&right).as_str()));
+    accepted(&r);
+    completes_as(&env, &id, &right).await;
 }
