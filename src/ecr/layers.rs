@@ -55,11 +55,6 @@ impl Ecr {
         (result, EncodedPart::reclaim(body))
     }
 
-    /// Begin a part body for this client's registry (see `part_body::PartBody`).
-    pub fn part_body(&self, buf: BytesMut) -> PartBody {
-        PartBody::new(buf)
-    }
-
     /// Close a part body into the request body for `repo`'s upload `upload_id`.
     pub fn finish_part(
         &self,

@@ -57,7 +57,7 @@ impl<'a> Writer<'a> {
                     .await;
                 let (buf, reservation) = memory.into_parts();
                 self.session.tail = Some(Tail {
-                    body: self.ecr.part_body(buf),
+                    body: PartBody::new(buf),
                     reservation,
                 });
             }
