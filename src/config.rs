@@ -4,6 +4,10 @@
 //! port is bound, with messages that say what to fix. AWS settings (credentials, region,
 //! `AWS_ENDPOINT_URL_ECR`) stay with the AWS SDK's own chain.
 
+mod limits;
+
+pub use limits::{ConnectionLimits, UploadLimits};
+
 use crate::ecr::{NewRepository, Upstream};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -61,6 +65,8 @@ pub struct ProxyConfig {
     pub blob_mode: BlobMode,
     /// Run the embedded emulator on this directory and use it as ECR.
     pub local: Option<PathBuf>,
+    pub connections: ConnectionLimits,
+    pub uploads: UploadLimits,
 }
 
 /// Reads configuration variables.
@@ -108,6 +114,8 @@ struct File {
     repositories: ReposFile,
     #[serde(default)]
     uploads: UploadsFile,
+    #[serde(default)]
+    server: limits::ServerFile,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -135,6 +143,10 @@ struct ReposFile {
 struct UploadsFile {
     buffer_budget: Option<Size>,
     idle_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    budget_wait_secs: Option<u64>,
+    max_uploads_per_client: Option<usize>,
+    spool_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -240,7 +252,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         None => None,
     };
     if let Some(p) = part_size {
-        if !(5 * MIB..=20 * MIB).contains(&p) {
+        if !(crate::parts::MIN_PART_SIZE..=crate::parts::MAX_PART_SIZE).contains(&p) {
             return Err(invalid(
                 "part_size",
                 format!("{p} bytes is outside ECR's 5 MiB–20 MiB part limits"),
@@ -255,7 +267,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         Some(s) => size_of(&s).map_err(|m| invalid("buffer_budget", m))?,
         None => 512 * MIB,
     };
-    let needed = crate::proxy::sessions::writer::part_cost(part_size.unwrap_or(10 * MIB));
+    let needed = crate::parts::part_cost(part_size.unwrap_or(crate::parts::ECR_PART_SIZE));
     if budget < needed {
         return Err(invalid("buffer_budget", format!("{budget} bytes cannot hold one part in flight; it needs at least {needed} ({} MiB)", needed.div_ceil(MIB))));
     }
@@ -268,6 +280,16 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         })?,
         None => f.uploads.idle_timeout_secs.unwrap_or(3600),
     };
+    let connections = limits::connections(&f.server, env)?;
+    let uploads = limits::uploads(
+        limits::UploadsKeys {
+            body_timeout_secs: f.uploads.body_timeout_secs,
+            budget_wait_secs: f.uploads.budget_wait_secs,
+            max_sessions_per_client: f.uploads.max_uploads_per_client,
+            spool_dir: f.uploads.spool_dir.clone(),
+        },
+        env,
+    )?;
     let r = f.repositories;
     let create_on_push = match env.var("ECR_PROXY_CREATE_REPOSITORIES") {
         Some(s) => s.parse().map_err(|_| {
@@ -337,6 +359,8 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         buffer_budget: budget,
         blob_mode,
         local,
+        connections,
+        uploads,
     })
 }
 

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// The `partSize` ECR announces: 10 MiB.
-pub const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: u64 = crate::parts::ECR_PART_SIZE;
 
 /// How to run an emulator.
 #[derive(Clone, Debug)]
@@ -167,7 +167,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             "at least one access key is needed".into(),
         ));
     }
-    if !(5 * 1024 * 1024..=20 * 1024 * 1024).contains(&config.part_size) {
+    if !(crate::parts::MIN_PART_SIZE..=crate::parts::MAX_PART_SIZE).contains(&config.part_size) {
         return Err(EmulatorError::Config(format!(
             "part size {} must be between 5 MiB and 20 MiB",
             config.part_size

@@ -10,5 +10,6 @@ pub mod ecr;
 pub mod emulator;
 pub mod listener;
 pub mod names;
+pub mod parts;
 pub mod proxy;
 pub mod range;

@@ -11,9 +11,13 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+/// The client's address, put into every request's extensions by the proxy's server.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serve connections from `listener` until the task is aborted; `service` makes each
-/// connection's service.
-pub async fn accept_loop<S>(listener: TcpListener, service: impl Fn() -> S)
+/// connection's service, given the client's address.
+pub async fn accept_loop<S>(listener: TcpListener, service: impl Fn(std::net::SocketAddr) -> S)
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
@@ -33,7 +37,7 @@ where
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let _ = stream.set_nodelay(true);
-        let service = service();
+        let service = service(peer);
         connections.spawn(async move {
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

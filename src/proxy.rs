@@ -42,6 +42,10 @@ pub enum StartError {
     NoRegion,
     #[error("cannot load the system's CA certificates for fetching layers over HTTPS (install ca-certificates): {0}")]
     Tls(std::io::Error),
+    #[error(
+        "cannot create the upload spool directory (set uploads.spool_dir to a writable place): {0}"
+    )]
+    Spool(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -115,7 +119,14 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
         addr: config.listen,
         source,
     })?;
-    let sessions = Arc::new(Sessions::new(config.buffer_budget, config.session_idle));
+    let spool = sessions::spool::Spool::create(config.uploads.spool_dir.as_deref())
+        .map_err(StartError::Spool)?;
+    let sessions = Arc::new(Sessions::new(
+        config.buffer_budget,
+        config.session_idle,
+        config.uploads.max_sessions_per_client,
+        spool,
+    ));
     sessions.spawn_reaper(Duration::from_secs(30).min(config.session_idle));
     let fetcher = fetch::Fetcher::new().map_err(StartError::Tls)?;
     let manifests = manifest_cache::ManifestCache::new(MANIFEST_CACHE_BYTES);

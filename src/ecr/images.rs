@@ -67,13 +67,14 @@ impl Ecr {
         }))
     }
 
-    /// Delete by tag (the tag only) or by digest (the image). `false` when there was nothing to delete.
+    /// Delete by tag (the tag only; in ECR the image goes with its last tag) or by digest (the
+    /// image). The digests of the images ECR removed or untagged; empty when there was nothing.
     pub async fn delete_image(
         &self,
         repo: &str,
         tag: Option<&str>,
         digest: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<Vec<String>> {
         let id = ImageIdentifier::builder()
             .set_image_tag(tag.map(str::to_string))
             .set_image_digest(digest.map(str::to_string))
@@ -94,14 +95,18 @@ impl Ecr {
             if code != "ImageNotFound" {
                 let msg = f.failure_reason().unwrap_or_default().to_string();
                 return Err(EcrError::new(
-                    ErrorKind::Other,
+                    super::errors::classify(&code),
                     "BatchDeleteImage",
                     &code,
                     msg,
                 ));
             }
         }
-        Ok(!out.image_ids().is_empty())
+        Ok(out
+            .image_ids()
+            .iter()
+            .filter_map(|i| i.image_digest().map(str::to_string))
+            .collect())
     }
 
     /// Every tag in a repository (all pages).

@@ -15,16 +15,25 @@ use aws_smithy_types::body::SdkBody;
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest as _, Sha256};
 
-const PREFIX: &[u8] = b"{\"layerPartBlob\":\"";
+use crate::parts::{BODY_PREFIX as PREFIX, BODY_SUFFIX_ROOM as SUFFIX_ROOM};
 /// Raw bytes encoded (and hashed) per step: 48 KiB in, 64 KiB out, both stay in L2.
 const STEP: usize = 48 * 1024;
-/// Room for the suffix in a fresh buffer; a longer one (an escaped 256-character name) grows it.
-const SUFFIX_ROOM: usize = 1024;
 
 /// One part's body while its bytes arrive.
 pub struct PartBody {
     /// Initialised to its full length; `pos` is how much of it is the body so far.
     buf: BytesMut,
+    pos: usize,
+    carry: [u8; 2],
+    carry_len: usize,
+    raw_len: u64,
+    hasher: Sha256,
+}
+
+/// A part body whose buffer was taken away (its bytes saved elsewhere, see `PartBody::park`):
+/// what it takes to go on once `len()` saved bytes are back at the start of a buffer.
+#[derive(Clone)]
+pub struct ParkedBody {
     pos: usize,
     carry: [u8; 2],
     carry_len: usize,
@@ -43,7 +52,7 @@ pub struct EncodedPart {
 impl PartBody {
     /// Bytes a buffer needs to hold the body of a `part_size` part.
     pub fn capacity_for(part_size: u64) -> usize {
-        PREFIX.len() + (part_size as usize).div_ceil(3) * 4 + SUFFIX_ROOM
+        crate::parts::body_capacity(part_size)
     }
 
     /// Start a body in `buf` (a fresh or reused buffer; its contents are overwritten).
@@ -70,6 +79,48 @@ impl PartBody {
     /// Raw (client) bytes taken so far.
     pub fn raw_len(&self) -> u64 {
         self.raw_len
+    }
+
+    /// Take the buffer away: the body so far is its first `ParkedBody::len()` bytes, which the
+    /// caller saves; `ParkedBody::restore` goes on from a buffer holding them again.
+    pub fn park(self) -> (BytesMut, ParkedBody) {
+        let parked = ParkedBody {
+            pos: self.pos,
+            carry: self.carry,
+            carry_len: self.carry_len,
+            raw_len: self.raw_len,
+            hasher: self.hasher,
+        };
+        (self.buf, parked)
+    }
+
+    /// The body of the first `keep` raw bytes of a part that was finished (and perhaps sent),
+    /// rebuilt in its own buffer: for going back to an earlier point of an upload after the part
+    /// failed. The SigV4 hash is recomputed over what is kept.
+    pub fn rewind(mut buf: BytesMut, keep: u64) -> PartBody {
+        let groups = (keep / 3) as usize;
+        let pos = PREFIX.len() + groups * 4;
+        let carry_len = (keep % 3) as usize;
+        let mut carry = [0u8; 2];
+        if carry_len > 0 {
+            let group = base64_simd::STANDARD
+                .decode_to_vec(&buf[pos..pos + 4])
+                .expect("a body this module wrote is valid base64");
+            carry[..carry_len].copy_from_slice(&group[..carry_len]);
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&buf[..pos]);
+        if buf.len() < buf.capacity() {
+            buf.resize(buf.capacity(), 0);
+        }
+        PartBody {
+            buf,
+            pos,
+            carry,
+            carry_len,
+            raw_len: keep,
+            hasher,
+        }
     }
 
     /// Take the next raw bytes of the part.
@@ -161,10 +212,42 @@ impl PartBody {
     }
 }
 
+impl ParkedBody {
+    /// Bytes of the body so far (what the caller saves).
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.raw_len == 0
+    }
+
+    /// Raw (client) bytes in the body so far.
+    pub fn raw_len(&self) -> u64 {
+        self.raw_len
+    }
+
+    /// Go on in `buf`, whose first `len()` bytes are the saved body.
+    pub fn restore(self, mut buf: BytesMut) -> PartBody {
+        if buf.len() < buf.capacity() {
+            buf.resize(buf.capacity(), 0);
+        }
+        debug_assert!(buf.len() >= self.pos);
+        PartBody {
+            buf,
+            pos: self.pos,
+            carry: self.carry,
+            carry_len: self.carry_len,
+            raw_len: self.raw_len,
+            hasher: self.hasher,
+        }
+    }
+}
+
 impl EncodedPart {
     /// The buffer back, to use for another part, when nothing else holds it any more (no copy:
     /// its length stays that of the body, and `PartBody::new` only re-initialises the rest).
-    pub(super) fn reclaim(body: Bytes) -> Option<BytesMut> {
+    pub fn reclaim(body: Bytes) -> Option<BytesMut> {
         body.try_into_mut().ok()
     }
 }

@@ -4,8 +4,10 @@
 //! operation gets the same fate for the same seed, whatever the timing.
 //!
 //! Spec: `OP:key=value,...;OP2:...` with `OP` an operation name or `*`, keys `throttle`,
-//! `server`, `drop` (fractions 0–1) and `latency` (`250ms`). Example:
-//! `UploadLayerPart:throttle=0.2,drop=0.1;*:latency=5ms`.
+//! `server`, `drop` (fractions 0–1), `latency` (`250ms`), and the window of calls the rule applies
+//! to: `after=N` spares the first N calls, `count=M` affects only the M calls after those.
+//! Example: `UploadLayerPart:throttle=0.2,drop=0.1;*:latency=5ms`;
+//! `UploadLayerPart:throttle=1,after=2,count=3` throttles calls 3, 4 and 5 only.
 //! This module decides; it does not answer requests (see `api`).
 
 use std::collections::HashMap;
@@ -18,6 +20,8 @@ struct Rule {
     server: f64,
     drop: f64,
     latency: Duration,
+    after: u64,
+    count: Option<u64>,
 }
 
 /// What happens to one call.
@@ -68,17 +72,25 @@ impl Faults {
                     "throttle" => rule.throttle = fraction()?,
                     "server" => rule.server = fraction()?,
                     "drop" => rule.drop = fraction()?,
+                    "after" | "count" => {
+                        let n = v.parse::<u64>().map_err(|_| {
+                            format!("fault `{k}` wants a whole number of calls, got `{v}`")
+                        })?;
+                        if k == "after" {
+                            rule.after = n;
+                        } else {
+                            rule.count = Some(n);
+                        }
+                    }
                     "latency" => {
                         let ms = v.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok());
                         rule.latency = Duration::from_millis(ms.ok_or_else(|| {
                             format!("fault latency wants milliseconds like `50ms`, got `{v}`")
                         })?);
                     }
-                    _ => {
-                        return Err(format!(
-                            "unknown fault `{k}` (use throttle, server, drop or latency)"
-                        ))
-                    }
+                    _ => return Err(format!(
+                        "unknown fault `{k}` (use throttle, server, drop, latency, after or count)"
+                    )),
                 }
             }
             if rule.throttle + rule.server + rule.drop > 1.0 {
@@ -122,7 +134,10 @@ impl Faults {
             *n
         };
         let r = unit(self.seed ^ fnv(op) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let fault = if r < rule.throttle {
+        let in_window = n > rule.after && rule.count.is_none_or(|c| n <= rule.after + c);
+        let fault = if !in_window {
+            None
+        } else if r < rule.throttle {
             Some(Fault::Throttle)
         } else if r < rule.throttle + rule.server {
             Some(Fault::Server)
@@ -180,6 +195,19 @@ mod tests {
         let f = Faults::parse(spec, 7).unwrap();
         assert_eq!(f.decide("PutImage"), (Duration::ZERO, None));
         assert_eq!(f.decide("UploadLayerPart").0, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn a_window_limits_which_calls_a_rule_hits() {
+        let f = Faults::parse("UploadLayerPart:throttle=1,after=2,count=3", 1).unwrap();
+        let t = Some(Fault::Throttle);
+        assert_eq!(
+            fates(&f, "UploadLayerPart", 7),
+            [None, None, t, t, t, None, None]
+        );
+        assert!(Faults::parse("X:throttle=1,count=x", 1)
+            .unwrap_err()
+            .contains("whole number"));
     }
 
     #[test]

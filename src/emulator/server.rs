@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    crate::listener::accept_loop(listener, || {
+    crate::listener::accept_loop(listener, |_peer| {
         let shared = shared.clone();
         service_fn(move |req| route(shared.clone(), req))
     })

@@ -56,6 +56,15 @@ pub enum RegistryError {
     Denied(String),
     #[error("the upstream registry is unavailable: {0}")]
     Unavailable(String),
+    /// An upload request that failed but left its upload open: the answer is `error`'s, plus the
+    /// upload's `Range`, `Location` and `Docker-Upload-UUID`, so the client can resume.
+    #[error("{error}")]
+    UploadKept {
+        error: Box<RegistryError>,
+        range: String,
+        location: String,
+        upload_id: String,
+    },
 }
 
 impl RegistryError {
@@ -83,6 +92,16 @@ impl RegistryError {
             TooManyRequests(_) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            UploadKept { error, .. } => error.code_and_status(),
+        }
+    }
+
+    /// Seconds a client should wait before trying again, for errors that may succeed later.
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            RegistryError::TooManyRequests(_) => Some("1"),
+            RegistryError::Unavailable(_) => Some("5"),
+            _ => None,
         }
     }
 
@@ -97,22 +116,29 @@ impl RegistryError {
             .status(status)
             .header(header::CONTENT_TYPE, "application/json")
             .header("Docker-Distribution-API-Version", "registry/2.0");
+        let retry_after = match &self {
+            RegistryError::UploadKept { error, .. } => error.retry_after(),
+            e => e.retry_after(),
+        };
+        if let Some(secs) = retry_after {
+            builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
         match &self {
             RegistryError::RangeInvalid {
                 range,
                 location,
                 upload_id,
+            }
+            | RegistryError::UploadKept {
+                range,
+                location,
+                upload_id,
+                ..
             } => {
                 builder = builder
                     .header(header::RANGE, range)
                     .header(header::LOCATION, location)
                     .header("Docker-Upload-UUID", upload_id);
-            }
-            RegistryError::TooManyRequests(_) => {
-                builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            }
-            RegistryError::Unavailable(_) => {
-                builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static("5"))
             }
             _ => {}
         }

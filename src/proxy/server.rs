@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 pub async fn accept_loop(listener: TcpListener, app: Arc<App>) {
-    crate::listener::accept_loop(listener, || {
+    crate::listener::accept_loop(listener, |peer| {
         let app = app.clone();
         let service = ServiceBuilder::new()
             .map_response(|mut r: http::Response<crate::body::Body>| {
@@ -23,6 +23,10 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>) {
                     HeaderValue::from_static("registry/2.0"),
                 );
                 r
+            })
+            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(crate::listener::Peer(peer));
+                req
             })
             .service_fn(move |req| handlers::dispatch(app.clone(), req));
         TowerToHyperService::new(service)

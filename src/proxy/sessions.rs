@@ -1,98 +1,117 @@
-//! Blob upload sessions: a table keyed by unguessable ids, each bound to its repository and its
-//! ECR upload, holding the bytes received and acknowledged, the running SHA-256, the buffered
-//! tail, and when it was last touched. Idle sessions expire (their memory returns to the budget).
-//! This module keeps state; `writer` moves bytes; handlers speak HTTP.
+//! Blob upload sessions: a table keyed by unguessable ids, each bound to its repository, its
+//! ECR upload and the client that opened it. This module admits sessions (a cap per client
+//! address), finds, cancels and expires them, and runs the reaper that parks idle uploads' tails
+//! in the spool (after a short grace, or at once when someone waits for memory) so that an idle
+//! upload holds no memory. `session` holds one upload's state, `writer` moves its bytes, `budget`
+//! accounts for part memory, `spool` keeps parked tails; handlers speak HTTP.
 
 pub mod budget;
+mod session;
+pub mod spool;
 pub mod writer;
+
+pub use session::Session;
 
 use budget::Budget;
 use dashmap::DashMap;
-use sha2::Sha256;
+use spool::Spool;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
-use writer::{InFlight, Tail};
+use std::time::Duration;
 
-/// One upload in progress.
-pub struct Session {
-    pub id: String,
-    pub repo: String,
-    pub ecr_upload_id: String,
-    pub part_size: u64,
-    /// Bytes accepted from the client.
-    pub received: u64,
-    /// Bytes ECR has acknowledged.
-    pub committed: u64,
-    pub hasher: Sha256,
-    pub tail: Option<Tail>,
-    pub in_flight: InFlight,
-    pub budget: Budget,
-    pub last_touched: Instant,
-}
+/// A tail left in memory by a request that ended is parked once it has been idle this long
+/// (a chunked client's next PATCH usually comes sooner, and then nothing is written).
+const PARK_GRACE: Duration = Duration::from_secs(1);
 
-impl Session {
-    /// The `Range` header value for what has been received (distribution's convention: `0-0` when empty).
-    pub fn range(&self) -> String {
-        format!("0-{}", self.received.saturating_sub(1))
-    }
-
-    pub fn location(&self) -> String {
-        format!("/v2/{}/blobs/uploads/{}", self.repo, self.id)
-    }
-}
-
-pub type SessionRef = Arc<Mutex<Session>>;
-
-/// All sessions, and the budget their buffers draw on.
+/// All sessions, and the budget and spool their tails draw on.
 pub struct Sessions {
-    table: DashMap<String, SessionRef>,
+    table: DashMap<String, Arc<Session>>,
+    per_client: DashMap<IpAddr, usize>,
     pub budget: Budget,
+    pub spool: Arc<Spool>,
     idle: Duration,
+    max_per_client: usize,
+}
+
+/// The client already has as many uploads open as it may.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{open} uploads are open from {client}, the most one client may have; finish or cancel some"
+)]
+pub struct TooManyUploads {
+    pub client: IpAddr,
+    pub open: usize,
 }
 
 impl Sessions {
-    pub fn new(budget_bytes: u64, idle: Duration) -> Sessions {
+    pub fn new(budget_bytes: u64, idle: Duration, max_per_client: usize, spool: Spool) -> Sessions {
         Sessions {
             table: DashMap::new(),
+            per_client: DashMap::new(),
             budget: Budget::new(budget_bytes),
+            spool: Arc::new(spool),
             idle,
+            max_per_client,
         }
     }
 
-    /// Register a new session for `repo` and ECR upload `ecr_upload_id`.
-    pub fn create(&self, repo: &str, ecr_upload_id: String, part_size: u64) -> SessionRef {
+    /// Whether `client` may open another upload.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<(), TooManyUploads> {
+        let Some(client) = client else { return Ok(()) };
+        let open = self.per_client.get(&client).map_or(0, |n| *n);
+        if open >= self.max_per_client {
+            return Err(TooManyUploads { client, open });
+        }
+        Ok(())
+    }
+
+    /// Register a new session for `repo` and ECR upload `ecr_upload_id`, opened by `client`.
+    pub fn create(
+        &self,
+        repo: &str,
+        ecr_upload_id: String,
+        part_size: u64,
+        client: Option<IpAddr>,
+    ) -> Arc<Session> {
         let id = format!(
             "{}{}",
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let s = Arc::new(Mutex::new(Session {
-            id: id.clone(),
-            repo: repo.to_string(),
+        let s = Arc::new(Session::new(
+            id.clone(),
+            repo,
             ecr_upload_id,
             part_size,
-            received: 0,
-            committed: 0,
-            hasher: <Sha256 as sha2::Digest>::new(),
-            tail: None,
-            in_flight: None,
-            budget: self.budget.clone(),
-            last_touched: Instant::now(),
-        }));
+            client,
+        ));
+        s.touch();
+        if let Some(c) = client {
+            *self.per_client.entry(c).or_insert(0) += 1;
+        }
         self.table.insert(id, s.clone());
         s
     }
 
     /// The session `id` if it exists and belongs to `repo`.
-    pub async fn get(&self, repo: &str, id: &str) -> Option<SessionRef> {
+    pub fn get(&self, repo: &str, id: &str) -> Option<Arc<Session>> {
         let s = self.table.get(id).map(|e| e.value().clone())?;
-        let ok = s.lock().await.repo == repo;
-        ok.then_some(s)
+        (s.repo() == repo && !s.is_cancelled()).then_some(s)
     }
 
+    /// Forget a session; a request still using it is told to stop.
     pub fn remove(&self, id: &str) {
-        self.table.remove(id);
+        if let Some((_, s)) = self.table.remove(id) {
+            s.cancellation().cancel();
+            if let Some(c) = s.client() {
+                if let dashmap::Entry::Occupied(mut e) = self.per_client.entry(c) {
+                    *e.get_mut() -= 1;
+                    if *e.get() == 0 {
+                        e.remove();
+                    }
+                }
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -103,26 +122,69 @@ impl Sessions {
         self.table.is_empty()
     }
 
-    /// Drop sessions idle for longer than the configured time (busy ones are skipped).
+    /// Drop sessions with no activity for longer than the configured time, busy or not (a
+    /// request that still holds one is told to stop; a live body counts as activity).
     pub fn expire(&self) -> usize {
-        let now = Instant::now();
-        let before = self.table.len();
-        self.table.retain(|_, s| match s.try_lock() {
-            Ok(s) => now.duration_since(s.last_touched) < self.idle,
-            Err(_) => true,
-        });
-        before - self.table.len()
+        let stale: Vec<String> = self
+            .table
+            .iter()
+            .filter(|e| e.value().idle_for() >= self.idle)
+            .map(|e| e.key().clone())
+            .collect();
+        for id in &stale {
+            self.remove(id);
+        }
+        stale.len()
     }
 
-    /// Run `expire` every `every`, and free part buffers nobody has taken (`Budget::trim_stale`)
-    /// every second, until the table is dropped.
+    /// Park the in-memory tails of sessions no request holds and idle for at least `idle`.
+    pub async fn park_idle(&self, idle: Duration) -> usize {
+        let candidates: Vec<Arc<Session>> = self
+            .table
+            .iter()
+            .filter(|e| e.value().idle_for() >= idle)
+            .map(|e| e.value().clone())
+            .collect();
+        let mut parked = 0;
+        for s in candidates {
+            let Ok(mut state) = s.state.clone().try_lock_owned() else {
+                continue; // a request holds it: it parks its own tail when bytes stop
+            };
+            if !state.has_memory() {
+                continue;
+            }
+            match writer::park(&mut state, &s, &self.budget, &self.spool).await {
+                Ok(()) => parked += 1,
+                Err(e) => tracing::warn!(session = %s.id(), "cannot park an idle upload: {e}"),
+            }
+        }
+        parked
+    }
+
+    /// Every second: park tails idle past the grace, free unused part buffers and, every
+    /// `every`, expire idle sessions; at once, whenever someone waits for memory, park every
+    /// tail no request holds. Runs until the table is dropped.
     pub fn spawn_reaper(self: &Arc<Self>, every: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut last_expiry = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_secs(1).min(every)).await;
+                let budget = match weak.upgrade() {
+                    Some(s) => s.budget.clone(),
+                    None => return,
+                };
+                let pressed = tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1).min(every)) => false,
+                    () = budget.pressured() => true,
+                };
+                drop(budget);
                 let Some(s) = weak.upgrade() else { return };
+                let n = s
+                    .park_idle(if pressed { Duration::ZERO } else { PARK_GRACE })
+                    .await;
+                if n > 0 {
+                    tracing::debug!(parked = n, pressed, "parked idle uploads' tails");
+                }
                 s.budget.trim_stale();
                 if last_expiry.elapsed() >= every {
                     last_expiry = tokio::time::Instant::now();
@@ -137,30 +199,4 @@ impl Sessions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn idle_sessions_expire_and_busy_ones_stay() {
-        let s = Sessions::new(64 << 20, Duration::from_millis(20));
-        let idle = s.create("a/b", "u1".into(), 5 << 20);
-        let busy = s.create("a/b", "u2".into(), 5 << 20);
-        let (idle_id, busy_id) = (idle.lock().await.id.clone(), busy.lock().await.id.clone());
-        assert_ne!(idle_id, busy_id);
-        assert_eq!(idle_id.len(), 64, "ids carry 2 x 122 random bits");
-        let _guard = busy.lock().await;
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        assert_eq!(s.expire(), 1);
-        assert!(s.get("a/b", &idle_id).await.is_none());
-        assert!(s.table.contains_key(&busy_id));
-    }
-
-    #[tokio::test]
-    async fn a_session_is_found_only_under_its_repository() {
-        let s = Sessions::new(64 << 20, Duration::from_secs(60));
-        let id = s.create("a/b", "u".into(), 5 << 20).lock().await.id.clone();
-        assert!(s.get("a/b", &id).await.is_some());
-        assert!(s.get("a/c", &id).await.is_none());
-        assert!(s.get("a/b", "guess").await.is_none());
-    }
-}
+mod tests;

@@ -138,7 +138,7 @@ async fn three_mib_chunks_are_recut_into_exact_parts() {
 async fn part_buffers_are_handed_back_and_reused() {
     let s = Stack::start().await;
     // The budget counts in KiB.
-    let cost = ecr_proxy::proxy::sessions::writer::part_cost(PART).div_ceil(1024) * 1024;
+    let cost = ecr_proxy::parts::part_cost(PART).div_ceil(1024) * 1024;
     assert_eq!(s.proxy.budget_in_use(), 0);
     // Five parts, one PATCH: one buffer fills while the other is sent, so two are enough.
     let first = data(30, 45 * MIB);

@@ -103,3 +103,40 @@ fn the_buffer_comes_back_for_the_next_part_without_a_copy() {
     assert!(EncodedPart::reclaim(part.body).is_none());
     drop(other);
 }
+
+#[test]
+fn a_parked_body_goes_on_where_it_stopped() {
+    let raw = data(70_001);
+    let (whole, _) = build(&raw, &[70_001], None);
+    for cut in [0usize, 1, 2, 3, 4, 5, 49_153, 70_000] {
+        let mut body = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(70_001)));
+        body.push(&raw[..cut]);
+        let (buf, parked) = body.park();
+        let saved = buf[..parked.len()].to_vec();
+        let mut fresh = BytesMut::zeroed(PartBody::capacity_for(70_001));
+        fresh[..saved.len()].copy_from_slice(&saved);
+        let mut body = parked.restore(fresh);
+        body.push(&raw[cut..]);
+        let part = body.finish(None, "team/a\"b", "u-1", 10);
+        let v: serde_json::Value = serde_json::from_slice(&part.body).unwrap();
+        assert_eq!(v, whole, "cut at {cut}");
+        assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
+    }
+}
+
+#[test]
+fn a_sent_part_rewinds_to_any_raw_length() {
+    let raw = data(10_007);
+    for keep in [0u64, 1, 2, 3, 4, 5, 6, 9_998, 10_006] {
+        let (_, part) = build(&raw, &[10_007], None);
+        let buf = EncodedPart::reclaim(part.body).expect("sole owner");
+        let mut body = PartBody::rewind(buf, keep);
+        assert_eq!(body.raw_len(), keep);
+        body.push(&raw[keep as usize..]);
+        let (want, _) = build(&raw, &[3], None);
+        let part = body.finish(None, "team/a\"b", "u-1", 10);
+        let v: serde_json::Value = serde_json::from_slice(&part.body).unwrap();
+        assert_eq!(v, want, "rewound to {keep}");
+        assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
+    }
+}

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::fs;
 
-const MAX_PART: usize = 20 * 1024 * 1024;
-const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_PART: usize = crate::parts::MAX_PART_SIZE as usize;
+const MIN_PART: u64 = crate::parts::MIN_PART_SIZE;
 const MAX_PARTS: usize = 4200;
 
 pub fn initiate(ctx: &Ctx, call: &Call) -> EcrResult<Value> {

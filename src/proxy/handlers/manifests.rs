@@ -193,12 +193,13 @@ pub async fn delete(
         Reference::Tag(t) => (Some(t.as_str()), None),
         Reference::Digest(d) => (None, Some(d.as_str())),
     };
-    if !app.ecr.delete_image(name, tag, digest).await? {
+    let removed = app.ecr.delete_image(name, tag, digest).await?;
+    if removed.is_empty() {
         return Err(RegistryError::ManifestUnknown(format!(
             "{name}:{reference}"
         )));
     }
-    if let Some(d) = digest {
+    for d in removed.iter().map(String::as_str).chain(digest) {
         app.manifests.remove(name, d);
     }
     Ok(Response::builder()

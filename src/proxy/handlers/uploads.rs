@@ -1,23 +1,26 @@
 //! `/v2/<name>/blobs/uploads/…`: every upload form the spec allows (one-request POST, POST+PUT,
 //! streamed or chunked PATCHes, final chunk on PUT, status, cancel, cross-repository mount with
-//! a server-side copy),
-//! carried out as InitiateLayerUpload, UploadLayerPart per full part, CompleteLayerUpload.
+//! a server-side copy), carried out as InitiateLayerUpload, UploadLayerPart per full part,
+//! CompleteLayerUpload. Decides what a failed request leaves behind: a failure worth retrying
+//! (throttling, ECR unavailable, memory busy, a broken or stalled body) keeps the upload where
+//! the client can resume it (`Range`); one that cannot succeed ends it.
+
+mod feed;
 
 use super::blob_created;
 use crate::body::{self, Body};
 use crate::digest::Digest;
+use crate::ecr::ErrorKind;
+use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
-use crate::proxy::sessions::writer::Writer;
-use crate::proxy::sessions::{Session, SessionRef};
+use crate::proxy::sessions::writer::{WriteError, Writer, WriterCtx};
+use crate::proxy::sessions::Session;
 use crate::proxy::{holder, repos, App};
+use feed::{feed, FeedError};
 use http::{header, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
-use sha2::Digest as _;
-use std::time::Instant;
-
-const DEFAULT_PART_SIZE: u64 = 10 * 1024 * 1024;
+use std::sync::Arc;
 
 pub async fn start(
     app: &App,
@@ -63,23 +66,29 @@ pub async fn start(
             };
         }
     }
+    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    app.sessions
+        .admit(client)
+        .map_err(|e| RegistryError::TooManyRequests(e.to_string()))?;
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
-    let part_size = part_size(app, ecr_part_size);
-    let session_ref = app.sessions.create(name, upload_id, part_size);
-    let mut session = session_ref.lock().await;
-    tracing::debug!(session = %session.id, ecr_upload = %session.ecr_upload_id, part_size, "upload started");
+    let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
+    let session = app.sessions.create(name, upload_id, part_size, client);
+    tracing::debug!(session = %session.id(), ecr_upload = %session.ecr_upload_id(), part_size, "upload started");
+    if req.body().is_end_stream() && digest.is_none() {
+        return Ok(accepted(&session, StatusCode::ACCEPTED));
+    }
+    let mut w = Writer::lock(session, writer_ctx(app)).await;
     let body = req.into_body();
     let outcome = async {
-        let mut w = Writer::new(&mut session, &app.ecr);
-        stream(&mut w, body).await?;
+        feed(&mut w, body, app.config.uploads.body_read_timeout).await?;
         match &digest {
             Some(d) => complete(app, &mut w, d).await,
-            None => w.wait().await.map_err(RegistryError::from).map(|_| None),
+            None => w.wait().await.map(|_| None).map_err(Failure::from),
         }
     }
     .await;
-    respond(app, &mut session, outcome)
+    respond(app, &w, outcome)
 }
 
 pub async fn patch(
@@ -88,18 +97,16 @@ pub async fn patch(
     id: &str,
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
-    let session_ref = find(app, name, id).await?;
-    let mut session = session_ref.lock().await;
-    check_content_range(&session, &req)?;
+    let mut w = lock(app, name, id).await?;
+    check_content_range(&w, &req)?;
     let body = req.into_body();
     let outcome = async {
-        let mut w = Writer::new(&mut session, &app.ecr);
-        stream(&mut w, body).await?;
+        feed(&mut w, body, app.config.uploads.body_read_timeout).await?;
         w.wait().await?;
         Ok(None)
     }
     .await;
-    respond(app, &mut session, outcome)
+    respond(app, &w, outcome)
 }
 
 pub async fn put(
@@ -108,34 +115,35 @@ pub async fn put(
     id: &str,
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
-    let session_ref = find(app, name, id).await?;
+    find(app, name, id)?;
+    // A digest the proxy cannot check leaves the upload as it was: the client may PUT again.
     let digest = query_param(req.uri().query(), "digest").ok_or_else(|| {
         RegistryError::DigestInvalid("the digest query parameter is required".into())
     })?;
     let digest = Digest::parse(&digest).map_err(|e| RegistryError::DigestInvalid(e.to_string()))?;
-    let mut session = session_ref.lock().await;
+    let mut w = lock(app, name, id).await?;
     if !req.body().is_end_stream() {
-        check_content_range(&session, &req)?;
+        check_content_range(&w, &req)?;
     }
     let body = req.into_body();
     let outcome = async {
-        let mut w = Writer::new(&mut session, &app.ecr);
-        stream(&mut w, body).await?;
+        feed(&mut w, body, app.config.uploads.body_read_timeout).await?;
         complete(app, &mut w, &digest).await
     }
     .await;
-    respond(app, &mut session, outcome)
+    respond(app, &w, outcome)
 }
 
+/// Status, without waiting for a request that is sending bytes to the upload.
 pub async fn status(app: &App, name: &str, id: &str) -> RegistryResult<Response<Body>> {
-    let session_ref = find(app, name, id).await?;
-    let session = session_ref.lock().await;
+    let session = find(app, name, id)?;
     Ok(accepted(&session, StatusCode::NO_CONTENT))
 }
 
+/// Cancel at once, even while a request is sending bytes to the upload (it stops).
 pub async fn cancel(app: &App, name: &str, id: &str) -> RegistryResult<Response<Body>> {
-    find(app, name, id).await?;
-    // ECR has no abort: its upload expires by itself. Dropping the session frees its buffer.
+    find(app, name, id)?;
+    // ECR has no abort: its upload expires by itself. Dropping the session frees its tail.
     app.sessions.remove(id);
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -143,10 +151,31 @@ pub async fn cancel(app: &App, name: &str, id: &str) -> RegistryResult<Response<
         .expect("valid response"))
 }
 
-async fn find(app: &App, name: &str, id: &str) -> RegistryResult<SessionRef> {
-    app.sessions.get(name, id).await.ok_or_else(|| {
-        RegistryError::BlobUploadUnknown(format!("no upload `{id}` in repository `{name}`"))
-    })
+fn find(app: &App, name: &str, id: &str) -> RegistryResult<Arc<Session>> {
+    app.sessions.get(name, id).ok_or_else(|| unknown(name, id))
+}
+
+fn unknown(name: &str, id: &str) -> RegistryError {
+    RegistryError::BlobUploadUnknown(format!("no upload `{id}` in repository `{name}`"))
+}
+
+/// The upload's writer, once no other request holds it (or the upload is gone).
+async fn lock(app: &App, name: &str, id: &str) -> RegistryResult<Writer> {
+    let session = find(app, name, id)?;
+    let cancel = session.cancellation().clone();
+    tokio::select! {
+        w = Writer::lock(session, writer_ctx(app)) => Ok(w),
+        () = cancel.cancelled() => Err(unknown(name, id)),
+    }
+}
+
+fn writer_ctx(app: &App) -> WriterCtx {
+    WriterCtx {
+        ecr: app.ecr.clone(),
+        budget: app.sessions.budget.clone(),
+        spool: app.sessions.spool.clone(),
+        budget_wait: app.config.uploads.budget_wait,
+    }
 }
 
 /// Mount without the client re-sending the bytes: copy the layer from repository `from` into
@@ -173,69 +202,92 @@ async fn copy_from(app: &App, name: &str, digest: &Digest, from: &str) -> Regist
     }
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
-    let session_ref = app
-        .sessions
-        .create(name, upload_id, part_size(app, ecr_part_size));
-    let mut session = session_ref.lock().await;
+    let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
+    let session = app.sessions.create(name, upload_id, part_size, None);
+    let id = session.id().to_string();
+    let mut w = Writer::lock(session, writer_ctx(app)).await;
     let copied = async {
-        let mut w = Writer::new(&mut session, &app.ecr);
-        stream(&mut w, source.into_body()).await?;
+        feed(
+            &mut w,
+            source.into_body(),
+            app.config.uploads.body_read_timeout,
+        )
+        .await?;
         complete(app, &mut w, digest).await
     }
     .await;
-    app.sessions.remove(&session.id);
+    app.sessions.remove(&id);
     tracing::info!(%from, to = name, %digest, "copied layer between repositories");
-    copied.map(|d| d.is_some())
+    copied.map(|d| d.is_some()).map_err(|f| f.error)
 }
 
-fn part_size(app: &App, ecr_part_size: u64) -> u64 {
-    app.config.part_size.unwrap_or(if ecr_part_size > 0 {
-        ecr_part_size
-    } else {
-        DEFAULT_PART_SIZE
-    })
+/// Why a request failed, and whether the upload can go on.
+struct Failure {
+    error: RegistryError,
+    keep: bool,
 }
 
-/// Feed a body into the writer, frame by frame (each frame is read only when the writer has
-/// room: that is the backpressure).
-async fn stream<B>(w: &mut Writer<'_>, mut body: B) -> RegistryResult<()>
-where
-    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            RegistryError::BlobUploadInvalid(format!("reading the request body failed: {e}"))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            w.write(data).await?;
+impl From<FeedError> for Failure {
+    fn from(e: FeedError) -> Failure {
+        match e {
+            FeedError::Write(w) => w.into(),
+            FeedError::Cancelled => Failure {
+                error: RegistryError::BlobUploadUnknown(e.to_string()),
+                keep: false,
+            },
+            FeedError::Body(_) | FeedError::Stalled(_) => Failure {
+                error: RegistryError::BlobUploadInvalid(e.to_string()),
+                keep: true,
+            },
         }
     }
-    Ok(())
+}
+
+impl From<WriteError> for Failure {
+    fn from(e: WriteError) -> Failure {
+        match e {
+            WriteError::Ecr(e) => {
+                let keep = matches!(e.kind, ErrorKind::Throttled | ErrorKind::Unavailable);
+                Failure {
+                    error: e.into(),
+                    keep,
+                }
+            }
+            WriteError::Busy(b) => Failure {
+                error: RegistryError::TooManyRequests(format!(
+                    "{b}: other uploads are using the proxy's upload memory; retry this request"
+                )),
+                keep: true,
+            },
+            WriteError::Spool(io) => Failure {
+                error: RegistryError::Unavailable(format!(
+                    "the proxy could not read back this upload's parked bytes ({io}); start the upload again"
+                )),
+                keep: false,
+            },
+        }
+    }
+}
+
+impl From<RegistryError> for Failure {
+    fn from(error: RegistryError) -> Failure {
+        Failure { error, keep: false }
+    }
 }
 
 /// Check the digest, send the last part, and complete the layer in ECR. `Some(digest)` on success.
-async fn complete(
-    app: &App,
-    w: &mut Writer<'_>,
-    digest: &Digest,
-) -> RegistryResult<Option<Digest>> {
-    let (computed, received) = {
-        let s = w.session();
-        (
-            Digest::from_sha256(s.hasher.clone().finalize().into()),
-            s.received,
-        )
-    };
+async fn complete(app: &App, w: &mut Writer, digest: &Digest) -> Result<Option<Digest>, Failure> {
+    let computed = Digest::from_sha256(w.digest());
     if computed != *digest {
-        return Err(digest_mismatch(digest, &computed));
+        return Err(digest_mismatch(digest, &computed).into());
     }
-    if received > 0 {
+    if w.received() > 0 {
         w.finish().await?;
         let s = w.session();
         app.ecr
-            .complete_upload(&s.repo, &s.ecr_upload_id, digest.as_str())
-            .await?;
+            .complete_upload(s.repo(), s.ecr_upload_id(), digest.as_str())
+            .await
+            .map_err(WriteError::from)?;
     }
     Ok(Some(computed))
 }
@@ -247,7 +299,7 @@ fn digest_mismatch(given: &Digest, computed: &Digest) -> RegistryError {
 }
 
 /// A `Content-Range` must start where the upload stands.
-fn check_content_range(session: &Session, req: &Request<Incoming>) -> RegistryResult<()> {
+fn check_content_range(w: &Writer, req: &Request<Incoming>) -> RegistryResult<()> {
     let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
         return Ok(());
     };
@@ -269,34 +321,40 @@ fn check_content_range(session: &Session, req: &Request<Incoming>) -> RegistryRe
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let consistent = end >= start && length.is_none_or(|l| l == end - start + 1);
-    if start != session.received || !consistent {
+    if start != w.received() || !consistent {
+        let s = w.session();
         return Err(RegistryError::RangeInvalid {
-            range: session.range(),
-            location: session.location(),
-            upload_id: session.id.clone(),
+            range: s.range(),
+            location: s.location(),
+            upload_id: s.id().to_string(),
         });
     }
     Ok(())
 }
 
-/// Turn the outcome of a request into the answer, updating or forgetting the session.
+/// Turn the outcome of a request into the answer, keeping or forgetting the session.
 fn respond(
     app: &App,
-    session: &mut Session,
-    outcome: RegistryResult<Option<Digest>>,
+    w: &Writer,
+    outcome: Result<Option<Digest>, Failure>,
 ) -> RegistryResult<Response<Body>> {
-    session.last_touched = Instant::now();
+    let session = w.session();
+    session.touch();
     match outcome {
         Ok(Some(digest)) => {
-            app.sessions.remove(&session.id);
-            Ok(blob_created(&session.repo, &digest))
+            app.sessions.remove(session.id());
+            Ok(blob_created(session.repo(), &digest))
         }
         Ok(None) => Ok(accepted(session, StatusCode::ACCEPTED)),
-        Err(e) => {
-            // ECR's upload is now in an unknown or failed state: this session cannot go on.
-            app.sessions.remove(&session.id);
-            session.tail = None;
-            Err(e)
+        Err(Failure { error, keep: true }) => Err(RegistryError::UploadKept {
+            error: Box::new(error),
+            range: session.range(),
+            location: session.location(),
+            upload_id: session.id().to_string(),
+        }),
+        Err(Failure { error, keep: false }) => {
+            app.sessions.remove(session.id());
+            Err(error)
         }
     }
 }
@@ -306,7 +364,7 @@ fn accepted(session: &Session, status: StatusCode) -> Response<Body> {
         .status(status)
         .header(header::LOCATION, session.location())
         .header(header::RANGE, session.range())
-        .header("Docker-Upload-UUID", session.id.as_str())
+        .header("Docker-Upload-UUID", session.id())
         .header(header::CONTENT_LENGTH, 0)
         .body(body::empty())
         .expect("valid response")

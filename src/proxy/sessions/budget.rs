@@ -28,7 +28,14 @@ pub struct Budget {
     total_units: u64,
     free: Arc<Mutex<Vec<(Instant, PartMemory)>>>,
     returned: Arc<Notify>,
+    /// Told when someone has to wait for memory, so idle uploads give theirs up (`Sessions`).
+    pressure: Arc<Notify>,
 }
+
+/// The budget stayed spent for as long as the caller would wait.
+#[derive(Debug, thiserror::Error)]
+#[error("the upload buffer budget stayed spent for {0:?}")]
+pub struct Exhausted(pub Duration);
 
 /// Memory promised; returned on drop.
 #[derive(Debug)]
@@ -51,6 +58,7 @@ impl Budget {
             total_units: units,
             free: Arc::default(),
             returned: Arc::default(),
+            pressure: Arc::default(),
         }
     }
 
@@ -64,6 +72,45 @@ impl Budget {
             .await
             .expect("the budget semaphore is never closed");
         Reservation { _permit: permit }
+    }
+
+    /// `take`, waiting at most `wait`; when it cannot be served at once, idle uploads are told
+    /// to give up their memory (`pressured`).
+    pub async fn take_within(
+        &self,
+        capacity: usize,
+        wait: Duration,
+    ) -> Result<PartMemory, Exhausted> {
+        if let Some(m) = self.take_now(capacity) {
+            return Ok(m);
+        }
+        self.pressure.notify_one();
+        tokio::time::timeout(wait, self.take(capacity))
+            .await
+            .map_err(|_| Exhausted(wait))
+    }
+
+    /// A free buffer or new memory, if either is there right now.
+    fn take_now(&self, capacity: usize) -> Option<PartMemory> {
+        loop {
+            let free = self.free.lock().expect("not poisoned").pop();
+            match free {
+                Some((_, m)) if m.buf.capacity() >= capacity => return Some(m),
+                Some(_) => continue, // too small for this part size: freed, promise and all
+                None => break,
+            }
+        }
+        let units = (capacity as u64).div_ceil(UNIT).clamp(1, self.total_units) as u32;
+        let permit = self.sem.clone().try_acquire_many_owned(units).ok()?;
+        Some(PartMemory {
+            buf: BytesMut::zeroed(capacity),
+            reservation: Reservation { _permit: permit },
+        })
+    }
+
+    /// Resolves when a `take_within` could not be served at once.
+    pub async fn pressured(&self) {
+        self.pressure.notified().await
     }
 
     /// A buffer of at least `capacity` bytes: a free one if there is one, else new memory as

@@ -1,137 +1,305 @@
 //! Feeding client bytes into an upload session: hash them, cut them into exactly `partSize`
 //! parts, and send each full part with UploadLayerPart while the next one fills (one part in
 //! flight per upload: ECR takes parts strictly in order). The tail shorter than a part stays in
-//! the session until more bytes come or the upload is finished. Owns no HTTP; callers give it
-//! byte chunks and turn its errors into responses.
+//! the session, in memory while bytes flow and parked in the spool when they stop. A part that
+//! fails in a way worth retrying takes the upload back to where the request began (or where ECR
+//! stands, if later), so the client's retry of the same request succeeds. Owns no HTTP: callers
+//! give it byte chunks and turn its errors into responses.
 
-use super::budget::Reservation;
-use super::Session;
-use crate::ecr::{Ecr, EcrError, PartBody};
-use bytes::Bytes;
-use sha2::Digest as _;
+use super::budget::{Budget, Exhausted, Reservation};
+use super::session::{Session, State};
+use super::spool::{Spool, SpoolFile};
+use crate::ecr::{Ecr, EcrError, ErrorKind, ParkedBody, PartBody};
+use crate::parts::part_cost;
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 
 /// Client bytes hashed and encoded per step, so both passes read them from cache.
 const STEP: usize = 48 * 1024;
 
-/// A part being filled: its request body so far, with the memory promised for it.
-pub struct Tail {
-    pub body: PartBody,
-    reservation: Reservation,
+/// The bytes after the last part shipped.
+pub(super) enum Tail {
+    Empty,
+    /// Being filled, in a part buffer with the memory promised for it.
+    Filling(PartBody, Reservation),
+    /// Parked in the spool: holds no memory.
+    Parked(ParkedBody, SpoolFile),
 }
 
-/// What a part costs while it exists: the buffer its base64 JSON body is written into
-/// (`ecr::PartBody`; the raw bytes are never kept).
-pub fn part_cost(part_size: u64) -> u64 {
-    PartBody::capacity_for(part_size) as u64
+/// What a part's task hands back: how it went, and its buffer with its promise.
+type Sent = (Result<(), EcrError>, Option<BytesMut>, Reservation);
+
+/// The part being sent. Kept in the session, not in one request, so a request that is dropped
+/// mid-way (its connection closed) leaves it for the next to wait for.
+pub(super) struct InFlight {
+    len: u64,
+    /// `State::hasher` where the part begins.
+    start: Sha256,
+    task: JoinHandle<Sent>,
 }
 
-/// The part being sent: its length and its task. Kept in the session, not in one request, so a
-/// request that is dropped mid-way (its connection closed) leaves it for the next to wait for.
-pub type InFlight = Option<(u64, JoinHandle<Result<(), EcrError>>)>;
-
-/// One request's view of a session: bytes in, parts out.
-pub struct Writer<'a> {
-    session: &'a mut Session,
-    ecr: &'a Ecr,
+/// What a writer needs besides the session.
+#[derive(Clone)]
+pub struct WriterCtx {
+    pub ecr: Ecr,
+    pub budget: Budget,
+    pub spool: Arc<Spool>,
+    /// How long to wait for part memory before giving up with `WriteError::Busy`.
+    pub budget_wait: Duration,
 }
 
-impl<'a> Writer<'a> {
-    pub fn new(session: &'a mut Session, ecr: &'a Ecr) -> Self {
-        Writer { session, ecr }
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Ecr(#[from] EcrError),
+    #[error(transparent)]
+    Busy(#[from] Exhausted),
+    #[error("parking the upload's buffered bytes failed: {0}")]
+    Spool(std::io::Error),
+}
+
+/// One request's hold on a session: bytes in, parts out. Holding it is holding the session's lock.
+pub struct Writer {
+    session: Arc<Session>,
+    state: OwnedMutexGuard<State>,
+    ctx: WriterCtx,
+    /// Where the request began: bytes received, and the digest state there.
+    start: (u64, Sha256),
+}
+
+impl Writer {
+    /// Take the session's lock (waiting for a request that holds it).
+    pub async fn lock(session: Arc<Session>, ctx: WriterCtx) -> Writer {
+        let state = session.state.clone().lock_owned().await;
+        session.touch();
+        let start = (state.received, state.hasher.clone());
+        Writer {
+            session,
+            state,
+            ctx,
+            start,
+        }
     }
 
-    pub fn session(&self) -> &Session {
-        self.session
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    pub fn received(&self) -> u64 {
+        self.state.received
+    }
+
+    /// The SHA-256 of everything received.
+    pub fn digest(&self) -> [u8; 32] {
+        self.state.hasher.clone().finalize().into()
     }
 
     /// Take in one chunk of the client's body.
-    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), EcrError> {
-        let part_size = self.session.part_size;
+    pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), WriteError> {
+        let part_size = self.session.part_size();
         while !chunk.is_empty() {
-            if self.session.tail.is_none() {
-                let memory = self
-                    .session
-                    .budget
-                    .take(part_cost(part_size) as usize)
-                    .await;
-                let (buf, reservation) = memory.into_parts();
-                self.session.tail = Some(Tail {
-                    body: PartBody::new(buf),
-                    reservation,
-                });
-            }
-            let tail = self.session.tail.as_mut().expect("just filled");
-            let take = (chunk.len() as u64).min(part_size - tail.body.raw_len()) as usize;
+            self.fill().await?;
+            let state = &mut *self.state;
+            let Tail::Filling(body, _) = &mut state.tail else {
+                unreachable!("fill leaves a filling tail")
+            };
+            let take = (chunk.len() as u64).min(part_size - body.raw_len()) as usize;
             for step in chunk.split_to(take).chunks(STEP) {
-                self.session.hasher.update(step);
-                tail.body.push(step);
+                state.hasher.update(step);
+                body.push(step);
             }
-            self.session.received += take as u64;
-            if tail.body.raw_len() == part_size {
+            state.received += take as u64;
+            let full = body.raw_len() == part_size;
+            self.session.set_received(self.state.received);
+            if full {
                 self.wait().await?; // the full part stays in the session meanwhile
-                let tail = self.session.tail.take().expect("present");
-                self.ship(tail);
+                self.ship();
             }
         }
         Ok(())
     }
 
-    /// Send a part (the previous one has landed); its buffer goes back to the budget after.
-    fn ship(&mut self, tail: Tail) {
-        debug_assert!(self.session.in_flight.is_none());
-        let len = tail.body.raw_len();
-        let first = self.session.committed + self.in_flight_len();
-        let (ecr, repo, upload, budget) = (
-            self.ecr.clone(),
-            self.session.repo.clone(),
-            self.session.ecr_upload_id.clone(),
-            self.session.budget.clone(),
-        );
-        let Tail { body, reservation } = tail;
-        let part = ecr.finish_part(body, &repo, &upload, first);
-        let handle = tokio::spawn(async move {
-            let (result, buf) = ecr.upload_part(&repo, &upload, part).await;
-            if let Some(buf) = buf {
-                budget.give(buf, reservation);
+    /// Make the tail a part buffer being filled: new memory, or the parked bytes brought back.
+    async fn fill(&mut self) -> Result<(), WriteError> {
+        if matches!(self.state.tail, Tail::Filling(..)) {
+            return Ok(());
+        }
+        let capacity = part_cost(self.session.part_size()) as usize;
+        let memory = self
+            .ctx
+            .budget
+            .take_within(capacity, self.ctx.budget_wait)
+            .await?;
+        let (buf, reservation) = memory.into_parts();
+        match std::mem::replace(&mut self.state.tail, Tail::Empty) {
+            Tail::Empty => {
+                self.state.tail = Tail::Filling(PartBody::new(buf), reservation);
             }
-            result
-        });
-        self.session.in_flight = Some((len, handle));
+            Tail::Parked(parked, file) => {
+                let mut buf = buf;
+                buf.resize(buf.capacity(), 0);
+                let (buf, loaded) = file.load(buf).await;
+                if let Err(e) = loaded {
+                    // The parked bytes are lost: the upload cannot go on.
+                    self.ctx.budget.give(buf, reservation);
+                    return Err(WriteError::Spool(e));
+                }
+                self.state.tail = Tail::Filling(parked.restore(buf), reservation);
+            }
+            Tail::Filling(..) => unreachable!("checked above"),
+        }
+        Ok(())
     }
 
-    fn in_flight_len(&self) -> u64 {
-        self.session.in_flight.as_ref().map_or(0, |(len, _)| *len)
+    /// Send the filling tail as a part (the previous one has landed); its buffer goes back to
+    /// the budget once it is sent.
+    fn ship(&mut self) {
+        debug_assert!(self.state.in_flight.is_none());
+        let Tail::Filling(body, reservation) = std::mem::replace(&mut self.state.tail, Tail::Empty)
+        else {
+            return;
+        };
+        let len = body.raw_len();
+        let first = self.state.committed;
+        let ecr = self.ctx.ecr.clone();
+        let repo = self.session.repo().to_string();
+        let upload = self.session.ecr_upload_id().to_string();
+        let part = ecr.finish_part(body, &repo, &upload, first);
+        let task = tokio::spawn(async move {
+            let (result, buf) = ecr.upload_part(&repo, &upload, part).await;
+            (result, buf, reservation)
+        });
+        let now = self.state.hasher.clone();
+        let start = std::mem::replace(&mut self.state.boundary, now);
+        self.state.in_flight = Some(InFlight { len, start, task });
     }
 
     /// Wait for the part in flight, if any. It stays in the session until it has finished, so a
     /// request dropped while waiting leaves it for the next one.
-    pub async fn wait(&mut self) -> Result<(), EcrError> {
-        if let Some((len, handle)) = self.session.in_flight.as_mut() {
-            let len = *len;
-            let joined = handle.await;
-            self.session.in_flight = None;
-            joined.map_err(|e| {
-                EcrError::new(
-                    crate::ecr::ErrorKind::Unavailable,
+    pub async fn wait(&mut self) -> Result<(), WriteError> {
+        let Some(flight) = self.state.in_flight.as_mut() else {
+            return Ok(());
+        };
+        let joined = (&mut flight.task).await;
+        let flight = self.state.in_flight.take().expect("present");
+        match joined {
+            Ok((Ok(()), buf, reservation)) => {
+                self.state.committed += flight.len;
+                match buf {
+                    Some(buf) => self.ctx.budget.give(buf, reservation),
+                    None => drop(reservation),
+                }
+                Ok(())
+            }
+            Ok((Err(e), buf, reservation)) => {
+                self.rewind(&flight, buf.map(|b| (b, reservation)), &e);
+                Err(e.into())
+            }
+            Err(join) => {
+                let e = EcrError::new(
+                    ErrorKind::Unavailable,
                     "UploadLayerPart",
                     "TaskFailed",
-                    e.to_string(),
-                )
-            })??;
-            self.session.committed += len;
+                    join.to_string(),
+                );
+                self.rewind(&flight, None, &e);
+                Err(e.into())
+            }
         }
-        Ok(())
+    }
+
+    /// After a part failed: go back to where this request began if the failed part holds every
+    /// byte from ECR's end up to there (the request then had no effect), else to where ECR
+    /// stands. Bytes after that point are dropped; `received` tells the client where it stands.
+    fn rewind(&mut self, failed: &InFlight, buf: Option<(BytesMut, Reservation)>, e: &EcrError) {
+        let committed = self.state.committed;
+        let (start, start_hasher) = self.start.clone();
+        self.drop_tail();
+        let keep = start.saturating_sub(committed);
+        match buf {
+            Some((buf, reservation)) if start >= committed && keep <= failed.len => {
+                if keep > 0 {
+                    self.state.tail = Tail::Filling(PartBody::rewind(buf, keep), reservation);
+                } else {
+                    self.ctx.budget.give(buf, reservation);
+                }
+                self.state.received = start;
+                self.state.hasher = start_hasher;
+            }
+            other => {
+                if let Some((buf, reservation)) = other {
+                    self.ctx.budget.give(buf, reservation);
+                }
+                self.state.received = committed;
+                self.state.hasher = failed.start.clone();
+            }
+        }
+        self.state.boundary = failed.start.clone();
+        self.session.set_received(self.state.received);
+        tracing::info!(session = %self.session.id(), received = self.state.received, error = %e, "part failed; upload rewound");
+    }
+
+    fn drop_tail(&mut self) {
+        if let Tail::Filling(body, reservation) =
+            std::mem::replace(&mut self.state.tail, Tail::Empty)
+        {
+            let (buf, _) = body.park();
+            self.ctx.budget.give(buf, reservation);
+        }
     }
 
     /// Send the tail as the final part (it may be shorter than a part) and wait for everything.
-    pub async fn finish(&mut self) -> Result<(), EcrError> {
+    pub async fn finish(&mut self) -> Result<(), WriteError> {
         self.wait().await?;
-        if let Some(tail) = self.session.tail.take() {
-            if tail.body.raw_len() > 0 {
-                self.ship(tail);
-            }
+        if !matches!(self.state.tail, Tail::Empty) {
+            self.fill().await?;
+            self.ship();
         }
         self.wait().await
+    }
+
+    /// Give up the tail's memory while no bytes come: park it in the spool.
+    pub async fn park(&mut self) -> Result<(), WriteError> {
+        park(
+            &mut self.state,
+            &self.session,
+            &self.ctx.budget,
+            &self.ctx.spool,
+        )
+        .await
+    }
+}
+
+/// Park `state`'s filling tail in the spool, handing its buffer back to the budget. An empty
+/// tail just hands its buffer back; if the spool cannot be written the tail stays in memory.
+pub(super) async fn park(
+    state: &mut State,
+    session: &Session,
+    budget: &Budget,
+    spool: &Spool,
+) -> Result<(), WriteError> {
+    let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) else {
+        return Ok(());
+    };
+    let (buf, parked) = body.park();
+    if parked.is_empty() {
+        budget.give(buf, reservation);
+        return Ok(());
+    }
+    let (buf, saved) = spool.save(session.id(), buf, parked.len()).await;
+    match saved {
+        Ok(file) => {
+            budget.give(buf, reservation);
+            state.tail = Tail::Parked(parked, file);
+            Ok(())
+        }
+        Err(e) => {
+            state.tail = Tail::Filling(parked.restore(buf), reservation);
+            Err(WriteError::Spool(e))
+        }
     }
 }

@@ -1,0 +1,156 @@
+//! The limits that keep one client from stopping the service for others: connection timers and
+//! caps (`[server]`) and upload limits (`[uploads]`), read from the file and `ECR_PROXY_*`
+//! variables with their defaults. Only values live here; `listener`, `proxy::server` and
+//! `proxy::sessions` enforce them.
+
+use super::{ConfigError, Env};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Connection limits, enforced by the accept loop and hyper.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// A request's head must arrive whole within this (slow-header clients are cut).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in progress is closed after this.
+    pub keep_alive_idle: Duration,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+/// Upload limits, enforced by `proxy::sessions` and the upload handlers.
+#[derive(Clone, Debug)]
+pub struct UploadLimits {
+    /// A request body that sends no byte for this long is ended; the upload keeps what it got.
+    pub body_read_timeout: Duration,
+    /// How long a request waits for part memory when the budget is spent before it gets 429.
+    pub budget_wait: Duration,
+    /// Upload sessions one client address may have open at once.
+    pub max_sessions_per_client: usize,
+    /// Where idle uploads park their buffered tail, so it holds no memory; `None` is the system's
+    /// temporary directory.
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(20),
+            keep_alive_idle: Duration::from_secs(90),
+            max_connections: 4096,
+        }
+    }
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            body_read_timeout: Duration::from_secs(30),
+            budget_wait: Duration::from_secs(60),
+            max_sessions_per_client: 1024,
+            spool_dir: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerFile {
+    header_read_timeout_secs: Option<u64>,
+    keep_alive_idle_secs: Option<u64>,
+    max_connections: Option<usize>,
+}
+
+/// The `[uploads]` keys this module reads (the budget and expiry are read in `config`).
+#[derive(Default, Debug)]
+pub(super) struct UploadsKeys {
+    pub body_timeout_secs: Option<u64>,
+    pub budget_wait_secs: Option<u64>,
+    pub max_sessions_per_client: Option<usize>,
+    pub spool_dir: Option<PathBuf>,
+}
+
+fn number<T: std::str::FromStr>(
+    env: &dyn Env,
+    var: &str,
+    file: Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    match env.var(var) {
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid(format!("{var}: `{s}` is not a whole number"))),
+        None => Ok(file),
+    }
+}
+
+fn positive(what: &str, n: u64) -> Result<u64, ConfigError> {
+    if n == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{what}: must be at least 1 (0 would turn the limit off)"
+        )));
+    }
+    Ok(n)
+}
+
+pub(super) fn connections(f: &ServerFile, env: &dyn Env) -> Result<ConnectionLimits, ConfigError> {
+    let d = ConnectionLimits::default();
+    let secs = |var, file: Option<u64>, default: Duration, what| -> Result<Duration, ConfigError> {
+        Ok(match number(env, var, file)? {
+            Some(n) => Duration::from_secs(positive(what, n)?),
+            None => default,
+        })
+    };
+    let header_read_timeout = secs(
+        "ECR_PROXY_HEADER_TIMEOUT_SECS",
+        f.header_read_timeout_secs,
+        d.header_read_timeout,
+        "header_read_timeout_secs",
+    )?;
+    let keep_alive_idle = secs(
+        "ECR_PROXY_KEEP_ALIVE_SECS",
+        f.keep_alive_idle_secs,
+        d.keep_alive_idle,
+        "keep_alive_idle_secs",
+    )?;
+    let max_connections = match number(env, "ECR_PROXY_MAX_CONNECTIONS", f.max_connections)? {
+        Some(n) => positive("max_connections", n as u64)? as usize,
+        None => d.max_connections,
+    };
+    Ok(ConnectionLimits {
+        header_read_timeout,
+        keep_alive_idle,
+        max_connections,
+    })
+}
+
+pub(super) fn uploads(k: UploadsKeys, env: &dyn Env) -> Result<UploadLimits, ConfigError> {
+    let d = UploadLimits::default();
+    let body_read_timeout = match number(env, "ECR_PROXY_BODY_TIMEOUT_SECS", k.body_timeout_secs)? {
+        Some(n) => Duration::from_secs(positive("body_timeout_secs", n)?),
+        None => d.body_read_timeout,
+    };
+    let budget_wait = match number(env, "ECR_PROXY_BUDGET_WAIT_SECS", k.budget_wait_secs)? {
+        Some(n) => Duration::from_secs(n),
+        None => d.budget_wait,
+    };
+    let max_sessions_per_client = match number(
+        env,
+        "ECR_PROXY_MAX_UPLOADS_PER_CLIENT",
+        k.max_sessions_per_client,
+    )? {
+        Some(n) => positive("max_uploads_per_client", n as u64)? as usize,
+        None => d.max_sessions_per_client,
+    };
+    let spool_dir = env
+        .var("ECR_PROXY_SPOOL_DIR")
+        .map(PathBuf::from)
+        .or(k.spool_dir);
+    Ok(UploadLimits {
+        body_read_timeout,
+        budget_wait,
+        max_sessions_per_client,
+        spool_dir,
+    })
+}

@@ -1,0 +1,74 @@
+//! Reading a request body into an upload's writer, frame by frame, with the limits that keep a
+//! client from holding the upload hostage: no byte for `body_read_timeout` ends the request;
+//! a pause longer than `PARK_AFTER` parks the tail so a stalled body holds no part memory; a
+//! cancelled or expired upload stops at once. Each frame is read only when the writer has room:
+//! that is the backpressure. Owns no HTTP answers: the handler turns `FeedError` into one.
+
+use crate::proxy::sessions::writer::{WriteError, Writer};
+use http_body_util::BodyExt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A body that pauses this long gives its tail's memory back until bytes come again.
+const PARK_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("the request body sent no byte for {} s", .0.as_secs())]
+    Stalled(Duration),
+    #[error("the upload was cancelled or expired while this request was sending it")]
+    Cancelled,
+}
+
+/// Feed `body` into `w` until it ends.
+pub async fn feed<B>(w: &mut Writer, mut body: B, timeout: Duration) -> Result<(), FeedError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let cancel = w.session().cancellation().clone();
+    loop {
+        let frame = {
+            let next = body.frame();
+            tokio::pin!(next);
+            let since = Instant::now();
+            let mut parked = false;
+            loop {
+                let until = if parked {
+                    since + timeout
+                } else {
+                    since + PARK_AFTER.min(timeout)
+                };
+                tokio::select! {
+                    frame = &mut next => break frame,
+                    () = cancel.cancelled() => return Err(FeedError::Cancelled),
+                    () = tokio::time::sleep_until(until) => {
+                        if since.elapsed() >= timeout {
+                            return Err(FeedError::Stalled(timeout));
+                        }
+                        if !parked {
+                            parked = true;
+                            if let Err(e) = w.park().await {
+                                tracing::warn!("cannot park a stalled upload's tail: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match frame {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(FeedError::Body(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    w.write(data).await?;
+                }
+                w.session().touch();
+            }
+        }
+    }
+}
