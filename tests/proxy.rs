@@ -1,10 +1,14 @@
 //! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
 //! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
 
+#[path = "proxy/crowd.rs"]
+mod crowd;
 #[path = "proxy/docker.rs"]
 mod docker;
 #[path = "proxy/errors.rs"]
 mod errors;
+#[path = "proxy/hostage.rs"]
+mod hostage;
 #[path = "proxy/memory.rs"]
 mod memory;
 #[path = "proxy/pull.rs"]

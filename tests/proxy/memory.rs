@@ -17,13 +17,18 @@ fn binary() -> String {
 }
 
 /// A proxy process pointed at an emulator through the standard AWS variables.
-struct ProxyProcess {
+pub struct ProxyProcess {
     child: std::process::Child,
-    addr: String,
+    pub addr: String,
 }
 
 impl ProxyProcess {
     async fn start(endpoint: &str, budget: &str) -> ProxyProcess {
+        ProxyProcess::start_with(endpoint, &[("ECR_PROXY_BUFFER_BUDGET", budget)]).await
+    }
+
+    /// Start with more `ECR_PROXY_*` settings.
+    pub async fn start_with(endpoint: &str, env: &[(&str, &str)]) -> ProxyProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -38,7 +43,7 @@ impl ProxyProcess {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("ECR_PROXY_CREATE_REPOSITORIES", "true")
-            .env("ECR_PROXY_BUFFER_BUDGET", budget)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("ecr-proxy starts");
@@ -54,7 +59,7 @@ impl ProxyProcess {
     }
 
     /// Peak resident set size so far, in bytes.
-    fn peak_rss(&self) -> u64 {
+    pub fn peak_rss(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("proc status");
         let kb: u64 = status

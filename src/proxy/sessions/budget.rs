@@ -8,9 +8,11 @@
 //! uploads stop reading their clients' bodies until a part is sent (backpressure).
 
 use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Permits are KiB so a budget of many GiB fits.
@@ -27,9 +29,22 @@ pub struct Budget {
     sem: Arc<Semaphore>,
     total_units: u64,
     free: Arc<Mutex<Vec<(Instant, PartMemory)>>>,
-    returned: Arc<Notify>,
+    /// Waiters for a buffer, oldest first.
+    handoff: Arc<Mutex<VecDeque<oneshot::Sender<PartMemory>>>>,
     /// Told when someone has to wait for memory, so idle uploads give theirs up (`Sessions`).
     pressure: Arc<Notify>,
+    /// Requests waiting for memory: while there are any, newcomers queue behind them instead of
+    /// taking a buffer handed back for the one that waited longest.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a waiter for as long as it lives.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The budget stayed spent for as long as the caller would wait.
@@ -57,8 +72,9 @@ impl Budget {
             sem: Arc::new(Semaphore::new(units as usize)),
             total_units: units,
             free: Arc::default(),
-            returned: Arc::default(),
+            handoff: Arc::default(),
             pressure: Arc::default(),
+            waiting: Arc::default(),
         }
     }
 
@@ -81,9 +97,13 @@ impl Budget {
         capacity: usize,
         wait: Duration,
     ) -> Result<PartMemory, Exhausted> {
-        if let Some(m) = self.take_now(capacity) {
-            return Ok(m);
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            if let Some(m) = self.take_now(capacity) {
+                return Ok(m);
+            }
         }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(self.waiting.clone());
         self.pressure.notify_one();
         tokio::time::timeout(wait, self.take(capacity))
             .await
@@ -92,13 +112,8 @@ impl Budget {
 
     /// A free buffer or new memory, if either is there right now.
     fn take_now(&self, capacity: usize) -> Option<PartMemory> {
-        loop {
-            let free = self.free.lock().expect("not poisoned").pop();
-            match free {
-                Some((_, m)) if m.buf.capacity() >= capacity => return Some(m),
-                Some(_) => continue, // too small for this part size: freed, promise and all
-                None => break,
-            }
+        if let Some(m) = self.pop_free(capacity) {
+            return Some(m);
         }
         let units = (capacity as u64).div_ceil(UNIT).clamp(1, self.total_units) as u32;
         let permit = self.sem.clone().try_acquire_many_owned(units).ok()?;
@@ -114,36 +129,66 @@ impl Budget {
     }
 
     /// A buffer of at least `capacity` bytes: a free one if there is one, else new memory as
-    /// soon as the budget allows (or a buffer handed back meanwhile, whichever comes first).
+    /// soon as the budget allows, or a buffer handed back meanwhile, whichever comes first.
+    /// Waiters are served in the order they came: a handed-back buffer goes to the oldest.
     pub async fn take(&self, capacity: usize) -> PartMemory {
         loop {
-            let free = self.free.lock().expect("not poisoned").pop();
-            if let Some((_, m)) = free {
-                if m.buf.capacity() >= capacity {
-                    return m;
-                }
-                continue; // too small for this part size: freed, promise and all
+            if let Some(m) = self.pop_free(capacity) {
+                return m;
             }
+            let (tx, mut rx) = oneshot::channel();
+            self.handoff.lock().expect("not poisoned").push_back(tx);
             tokio::select! {
                 biased;
+                handed = &mut rx => match handed {
+                    Ok(m) if m.buf.capacity() >= capacity => return m,
+                    _ => continue, // too small for this part size: freed, promise and all
+                },
                 reservation = self.reserve(capacity as u64) => {
+                    rx.close();
+                    if let Ok(m) = rx.try_recv() {
+                        self.give_memory(m); // handed over as the reservation came: pass it on
+                    }
                     return PartMemory { buf: BytesMut::zeroed(capacity), reservation };
                 }
-                () = self.returned.notified() => {}
             }
         }
     }
 
-    /// Hand back a part's buffer. Kept for the next part while fewer than `MAX_FREE` are free;
-    /// free buffers nobody took for `STALE` are let go first, so after a burst of uploads the
-    /// pool shrinks to what the uploads still running use.
+    fn pop_free(&self, capacity: usize) -> Option<PartMemory> {
+        loop {
+            let free = self.free.lock().expect("not poisoned").pop();
+            match free {
+                Some((_, m)) if m.buf.capacity() >= capacity => return Some(m),
+                Some(_) => continue, // too small for this part size: freed, promise and all
+                None => return None,
+            }
+        }
+    }
+
+    /// Hand back a part's buffer: to the oldest waiter if there is one, else kept for the next
+    /// part while fewer than `MAX_FREE` are free; free buffers nobody took for `STALE` are let
+    /// go first, so after a burst of uploads the pool shrinks to what the uploads still running
+    /// use.
     pub fn give(&self, buf: BytesMut, reservation: Reservation) {
+        self.give_memory(PartMemory { buf, reservation });
+    }
+
+    fn give_memory(&self, mut m: PartMemory) {
+        loop {
+            let next = self.handoff.lock().expect("not poisoned").pop_front();
+            match next {
+                Some(tx) => match tx.send(m) {
+                    Ok(()) => return,
+                    Err(back) => m = back, // that waiter gave up
+                },
+                None => break,
+            }
+        }
         let mut free = self.free.lock().expect("not poisoned");
         free.retain(|(since, _)| since.elapsed() < STALE);
         if free.len() < MAX_FREE {
-            free.push((Instant::now(), PartMemory { buf, reservation }));
-            drop(free);
-            self.returned.notify_one();
+            free.push((Instant::now(), m));
         }
     }
 

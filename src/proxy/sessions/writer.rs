@@ -30,8 +30,9 @@ pub(super) enum Tail {
     Parked(ParkedBody, SpoolFile),
 }
 
-/// What a part's task hands back: how it went, and its buffer with its promise.
-type Sent = (Result<(), EcrError>, Option<BytesMut>, Reservation);
+/// What a part's task hands back: how it went and, when it failed, its buffer with its promise
+/// (to rebuild the tail from); a sent part's buffer goes back to the budget in the task.
+type Sent = (Result<(), EcrError>, Option<BytesMut>, Option<Reservation>);
 
 /// The part being sent. Kept in the session, not in one request, so a request that is dropped
 /// mid-way (its connection closed) leaves it for the next to wait for.
@@ -169,9 +170,17 @@ impl Writer {
         let repo = self.session.repo().to_string();
         let upload = self.session.ecr_upload_id().to_string();
         let part = ecr.finish_part(body, &repo, &upload, first);
+        let budget = self.ctx.budget.clone();
         let task = tokio::spawn(async move {
             let (result, buf) = ecr.upload_part(&repo, &upload, part).await;
-            (result, buf, reservation)
+            match (result, buf) {
+                // A sent part's memory is free for others at once, not when a request joins it.
+                (Ok(()), Some(buf)) => {
+                    budget.give(buf, reservation);
+                    (Ok(()), None, None)
+                }
+                (result, buf) => (result, buf, Some(reservation)),
+            }
         });
         let now = self.state.hasher.clone();
         let start = std::mem::replace(&mut self.state.boundary, now);
@@ -187,16 +196,13 @@ impl Writer {
         let joined = (&mut flight.task).await;
         let flight = self.state.in_flight.take().expect("present");
         match joined {
-            Ok((Ok(()), buf, reservation)) => {
+            Ok((Ok(()), _, _)) => {
                 self.state.committed += flight.len;
-                match buf {
-                    Some(buf) => self.ctx.budget.give(buf, reservation),
-                    None => drop(reservation),
-                }
                 Ok(())
             }
             Ok((Err(e), buf, reservation)) => {
-                self.rewind(&flight, buf.map(|b| (b, reservation)), &e);
+                let kept = buf.zip(reservation);
+                self.rewind(&flight, kept, &e);
                 Err(e.into())
             }
             Err(join) => {
