@@ -150,6 +150,7 @@ impl Sessions {
             let Ok(mut state) = s.state.clone().try_lock_owned() else {
                 continue; // a request holds it: it parks its own tail when bytes stop
             };
+            writer::settle(&mut state, &s, &self.budget).await;
             if !state.has_memory() {
                 continue;
             }

@@ -3,9 +3,12 @@
 //! first byte is read into it, and the promise travels with the buffer. Sent parts hand their
 //! buffer back: up to `MAX_FREE` are kept, promise included, for the next parts, which saves a
 //! fresh 13 MiB allocation (and its page faults) per part; stale ones are freed when the next
-//! buffer comes back, and by the sessions' reaper every second. A
-//! holder never waits for more memory, so promises cannot deadlock; when the budget is spent,
-//! uploads stop reading their clients' bodies until a part is sent (backpressure).
+//! buffer comes back, and by the sessions' reaper every second. A holder never waits for more
+//! memory, so promises cannot deadlock; when the budget is spent, uploads stop reading their
+//! clients' bodies until a part is sent (backpressure). Waiters are served oldest first (a
+//! handed-back buffer goes straight to the oldest, and newcomers queue behind them), wait at
+//! most a bounded time (`take_within`), and their waiting tells idle uploads to park their
+//! tails (`pressured`), so memory never sits with someone who is not using it.
 
 use bytes::BytesMut;
 use std::collections::VecDeque;
@@ -138,6 +141,10 @@ impl Budget {
             }
             let (tx, mut rx) = oneshot::channel();
             self.handoff.lock().expect("not poisoned").push_back(tx);
+            // A buffer handed back between the look above and the queueing went to the pool.
+            if let Some(m) = self.pop_free(capacity) {
+                return m;
+            }
             tokio::select! {
                 biased;
                 handed = &mut rx => match handed {

@@ -190,72 +190,8 @@ impl Writer {
     /// Wait for the part in flight, if any. It stays in the session until it has finished, so a
     /// request dropped while waiting leaves it for the next one.
     pub async fn wait(&mut self) -> Result<(), WriteError> {
-        let Some(flight) = self.state.in_flight.as_mut() else {
-            return Ok(());
-        };
-        let joined = (&mut flight.task).await;
-        let flight = self.state.in_flight.take().expect("present");
-        match joined {
-            Ok((Ok(()), _, _)) => {
-                self.state.committed += flight.len;
-                Ok(())
-            }
-            Ok((Err(e), buf, reservation)) => {
-                let kept = buf.zip(reservation);
-                self.rewind(&flight, kept, &e);
-                Err(e.into())
-            }
-            Err(join) => {
-                let e = EcrError::new(
-                    ErrorKind::Unavailable,
-                    "UploadLayerPart",
-                    "TaskFailed",
-                    join.to_string(),
-                );
-                self.rewind(&flight, None, &e);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// After a part failed: go back to where this request began if the failed part holds every
-    /// byte from ECR's end up to there (the request then had no effect), else to where ECR
-    /// stands. Bytes after that point are dropped; `received` tells the client where it stands.
-    fn rewind(&mut self, failed: &InFlight, buf: Option<(BytesMut, Reservation)>, e: &EcrError) {
-        let committed = self.state.committed;
-        let (start, start_hasher) = self.start.clone();
-        self.drop_tail();
-        let keep = start.saturating_sub(committed);
-        match buf {
-            Some((buf, reservation)) if start >= committed && keep <= failed.len => {
-                if keep > 0 {
-                    self.state.tail = Tail::Filling(PartBody::rewind(buf, keep), reservation);
-                } else {
-                    self.ctx.budget.give(buf, reservation);
-                }
-                self.state.received = start;
-                self.state.hasher = start_hasher;
-            }
-            other => {
-                if let Some((buf, reservation)) = other {
-                    self.ctx.budget.give(buf, reservation);
-                }
-                self.state.received = committed;
-                self.state.hasher = failed.start.clone();
-            }
-        }
-        self.state.boundary = failed.start.clone();
-        self.session.set_received(self.state.received);
-        tracing::info!(session = %self.session.id(), received = self.state.received, error = %e, "part failed; upload rewound");
-    }
-
-    fn drop_tail(&mut self) {
-        if let Tail::Filling(body, reservation) =
-            std::mem::replace(&mut self.state.tail, Tail::Empty)
-        {
-            let (buf, _) = body.park();
-            self.ctx.budget.give(buf, reservation);
-        }
+        let start = self.start.clone();
+        join(&mut self.state, &self.session, &self.ctx.budget, start).await
     }
 
     /// Send the tail as the final part (it may be shorter than a part) and wait for everything.
@@ -277,6 +213,81 @@ impl Writer {
             &self.ctx.spool,
         )
         .await
+    }
+}
+
+/// Wait for `state`'s part in flight, if any. When it failed, the upload goes back to `start`
+/// (where the request that joins it began) if the failed part holds every byte from ECR's end up
+/// to there (the request then had no effect), else to where ECR stands. Bytes after that point
+/// are dropped; `received` tells the client where it stands.
+pub(super) async fn join(
+    state: &mut State,
+    session: &Session,
+    budget: &Budget,
+    start: (u64, Sha256),
+) -> Result<(), WriteError> {
+    let Some(flight) = state.in_flight.as_mut() else {
+        return Ok(());
+    };
+    let joined = (&mut flight.task).await;
+    let failed = state.in_flight.take().expect("present");
+    let (e, kept) = match joined {
+        Ok((Ok(()), _, _)) => {
+            state.committed += failed.len;
+            return Ok(());
+        }
+        Ok((Err(e), buf, reservation)) => (e, buf.zip(reservation)),
+        Err(join) => {
+            let e = EcrError::new(
+                ErrorKind::Unavailable,
+                "UploadLayerPart",
+                "TaskFailed",
+                join.to_string(),
+            );
+            (e, None)
+        }
+    };
+    let committed = state.committed;
+    let (start, start_hasher) = start;
+    if let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) {
+        budget.give(body.park().0, reservation);
+    }
+    let keep = start.saturating_sub(committed);
+    match kept {
+        Some((buf, reservation)) if start >= committed && keep <= failed.len => {
+            if keep > 0 {
+                state.tail = Tail::Filling(PartBody::rewind(buf, keep), reservation);
+            } else {
+                budget.give(buf, reservation);
+            }
+            state.received = start;
+            state.hasher = start_hasher;
+        }
+        other => {
+            if let Some((buf, reservation)) = other {
+                budget.give(buf, reservation);
+            }
+            state.received = committed;
+            state.hasher = failed.start.clone();
+        }
+    }
+    state.boundary = failed.start;
+    session.set_received(state.received);
+    tracing::info!(session = %session.id(), received = state.received, error = %e, "part failed; upload rewound");
+    Err(e.into())
+}
+
+/// Settle a part that finished while no request held the upload (its request ended first), so
+/// a failed part's buffer does not stay with an idle upload: everything received is kept when
+/// the failed part holds it all.
+pub(super) async fn settle(state: &mut State, session: &Session, budget: &Budget) {
+    if state
+        .in_flight
+        .as_ref()
+        .is_some_and(|f| f.task.is_finished())
+    {
+        let all = (state.received, state.hasher.clone());
+        let _ = join(state, session, budget, all).await;
     }
 }
 

@@ -98,3 +98,59 @@ async fn after_a_burst_the_free_list_shrinks_to_what_is_used() {
     b.give(buf, r);
     assert_eq!(b.in_use(), 4 * KIB);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_spent_budget_is_waited_for_a_bounded_time_and_idle_holders_are_told() {
+    let b = Budget::new(8 * KIB);
+    let held = b
+        .take_within(8 * 1024, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let b2 = b.clone();
+    let told = tokio::spawn(async move { b2.pressured().await });
+    let refused = b
+        .take_within(8 * 1024, Duration::from_secs(5))
+        .await
+        .expect_err("nothing comes back within the wait");
+    assert_eq!(refused.0, Duration::from_secs(5));
+    assert!(
+        told.await.is_ok(),
+        "idle holders were told to give memory up"
+    );
+    drop(held);
+    b.take_within(8 * 1024, Duration::from_secs(5))
+        .await
+        .expect("memory freed is taken");
+}
+
+#[tokio::test]
+async fn handed_back_buffers_go_to_the_waiters_in_the_order_they_came() {
+    let b = Budget::new(4 * KIB);
+    let first = b.take(4 * 1024).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..3 {
+        let (b, tx) = (b.clone(), tx.clone());
+        tokio::spawn(async move {
+            let m = b
+                .take_within(4 * 1024, Duration::from_secs(60))
+                .await
+                .unwrap();
+            tx.send(i).unwrap();
+            let (buf, r) = m.into_parts();
+            b.give(buf, r);
+        });
+        // Let each waiter queue before the next one comes.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // A newcomer does not jump the queue while others wait.
+    let (buf, r) = first.into_parts();
+    b.give(buf, r);
+    let order: Vec<i32> = vec![
+        rx.recv().await.unwrap(),
+        rx.recv().await.unwrap(),
+        rx.recv().await.unwrap(),
+    ];
+    assert_eq!(order, [0, 1, 2]);
+}
