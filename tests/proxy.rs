@@ -1,6 +1,10 @@
 //! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
 //! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
 
+#[path = "proxy/conformance.rs"]
+mod conformance;
+#[path = "proxy/correctness.rs"]
+mod correctness;
 #[path = "proxy/crowd.rs"]
 mod crowd;
 #[path = "proxy/docker.rs"]

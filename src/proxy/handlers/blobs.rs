@@ -1,5 +1,7 @@
 //! `/v2/<name>/blobs/<digest>`: HEAD via BatchCheckLayerAvailability; GET via
-//! GetDownloadUrlForLayer, redirected or streamed.
+//! GetDownloadUrlForLayer, redirected or streamed. The empty blob (which ECR cannot store) is
+//! answered by the proxy, in repositories that exist. A `Range` whose end lies before its start
+//! gets 416 here in both modes (S3 would ignore it and send the whole blob).
 
 use crate::body::{self, Body};
 use crate::config::BlobMode;
@@ -9,18 +11,38 @@ use crate::proxy::{holder, App};
 use http::{header, Response, StatusCode};
 use http_body_util::BodyExt;
 
-/// The layer's size, if the repository has it. The empty blob is always there: ECR cannot store
-/// it, so the proxy answers for it.
+/// The layer's size, if the repository has it. The empty blob is there in every repository that
+/// exists: ECR cannot store it, so the proxy answers for it (after ECR has said the repository
+/// exists; a missing one is NAME_UNKNOWN like for any other blob).
 pub async fn size(app: &App, name: &str, digest: &Digest) -> RegistryResult<Option<u64>> {
-    if digest.is_empty_blob() {
-        return Ok(Some(0));
-    }
-    Ok(app
+    let found = app
         .ecr
         .check_layers(name, &[digest.to_string()])
         .await?
         .pop()
-        .flatten())
+        .flatten();
+    Ok(if digest.is_empty_blob() {
+        Some(0)
+    } else {
+        found
+    })
+}
+
+/// Whether `range` is one byte range whose last byte comes before its first (`bytes=500-0`):
+/// RFC 9110 §14.2 answers such an invalid range with 416.
+fn reversed(range: &str) -> bool {
+    let Some((a, b)) = range
+        .trim()
+        .strip_prefix("bytes=")
+        .filter(|spec| !spec.contains(','))
+        .and_then(|spec| spec.split_once('-'))
+    else {
+        return false;
+    };
+    matches!(
+        (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
+        (Ok(first), Ok(last)) if last < first
+    )
 }
 
 pub async fn head(app: &App, name: &str, digest: &Digest) -> RegistryResult<Response<Body>> {
@@ -45,7 +67,20 @@ pub async fn get(
     digest: &Digest,
     range: Option<&str>,
 ) -> RegistryResult<Response<Body>> {
+    if range.is_some_and(reversed) {
+        let size = size(app, name, digest)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))?;
+        return Ok(Response::builder()
+            .status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+            .header(header::CONTENT_LENGTH, 0)
+            .header("Docker-Content-Digest", digest.as_str())
+            .body(body::empty())
+            .expect("valid response"));
+    }
     if digest.is_empty_blob() {
+        size(app, name, digest).await?;
         return Ok(Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, 0)
@@ -86,4 +121,25 @@ pub async fn get(
     }
     let stream = upstream.into_body().map_err(std::io::Error::other).boxed();
     Ok(resp.body(stream).expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reversed;
+
+    #[test]
+    fn reversed_ranges() {
+        assert!(reversed("bytes=500-0"));
+        assert!(reversed(" bytes= 10 - 9"));
+        for ok in [
+            "bytes=0-0",
+            "bytes=500-",
+            "bytes=-500",
+            "bytes=2-1,4-5",
+            "items=5-1",
+            "x",
+        ] {
+            assert!(!reversed(ok), "{ok}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `/v2/<name>/tags/list` (ListImages, tagged, all pages) and `/v2/_catalog`
 //! (DescribeRepositories): sorted lexically, `last` exclusive, `n` honoured, and a
-//! `Link: <…>; rel="next"` header while more remain.
+//! `Link: <…>; rel="next"` header while more remain (never for `n=0`: an empty page, no link).
 
 use crate::body::{self, Body};
 use crate::proxy::error::{RegistryError, RegistryResult};
@@ -16,6 +16,8 @@ pub fn page(mut items: Vec<String>, last: Option<&str>, n: Option<usize>) -> (Ve
     let start = last.map_or(0, |l| items.partition_point(|i| i.as_str() <= l));
     let rest = &items[start..];
     match n {
+        // The spec: n=0 is an empty list and no `Link` (a link would name this same page).
+        Some(0) => (Vec::new(), false),
         Some(n) if n < rest.len() => (rest[..n].to_vec(), true),
         _ => (rest.to_vec(), false),
     }
@@ -102,6 +104,7 @@ mod tests {
             (vec!["c".into()], true)
         );
         assert_eq!(page(items.clone(), Some("d"), None), (vec![], false));
-        assert_eq!(page(items, None, Some(0)), (vec![], true));
+        assert_eq!(page(items.clone(), None, Some(0)), (vec![], false));
+        assert_eq!(page(items, Some("a"), Some(0)), (vec![], false));
     }
 }

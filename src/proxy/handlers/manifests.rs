@@ -1,5 +1,7 @@
-//! `/v2/<name>/manifests/<reference>`: PUT via PutImage (the bytes forwarded unchanged), GET and
-//! HEAD via BatchGetImage (the stored bytes and media type), DELETE via BatchDeleteImage.
+//! `/v2/<name>/manifests/<reference>`: PUT via PutImage (the bytes forwarded unchanged; by digest
+//! with `?tag=` parameters, once per tag, each answered with `OCI-Tag`), GET and HEAD via
+//! BatchGetImage (the stored bytes and media type, by digest through the manifest cache), DELETE
+//! via BatchDeleteImage (which the cache is told about).
 
 use crate::body::{self, Body};
 use crate::digest::Digest;
@@ -23,6 +25,7 @@ pub async fn put(
 ) -> RegistryResult<Response<Body>> {
     let too_large =
         || RegistryError::TooLarge(format!("manifests are limited to {MAX_MANIFEST} bytes"));
+    let tag_params = tag_params(req.uri().query())?;
     let declared_len = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -56,42 +59,41 @@ pub async fn put(
                 "no Content-Type and no mediaType in the manifest".into(),
             )
         })?;
+    if !servable(&media_type) {
+        return Err(RegistryError::ManifestInvalid(format!(
+            "`{media_type}` is not a manifest type this registry serves (one of {})",
+            MANIFEST_TYPES.join(", ")
+        )));
+    }
     let digest = Digest::of(&bytes);
-    let (tag, given) = match reference {
-        Reference::Tag(t) => (Some(t.as_str()), None),
+    let (tags, given): (Vec<&str>, _) = match reference {
+        Reference::Tag(t) => (vec![t.as_str()], None),
         Reference::Digest(d) if *d != digest => {
             return Err(RegistryError::DigestInvalid(format!(
                 "the manifest's digest is {digest}, not {d}"
             )));
         }
-        Reference::Digest(d) => (None, Some(d.as_str())),
+        Reference::Digest(d) => (
+            tag_params.iter().map(String::as_str).collect(),
+            Some(d.as_str()),
+        ),
     };
-    let put = repos::creating(app, name, || {
-        app.ecr.put_image(name, text, &media_type, tag, given)
-    })
-    .await;
-    match put {
-        Ok(stored) if !stored.is_empty() && stored != digest.as_str() => {
-            return Err(RegistryError::Unavailable(format!(
-                "ECR stored the manifest as {stored}, expected {digest}"
-            )));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind == ErrorKind::ImageAlreadyExists => {}
-        Err(e) if e.kind == ErrorKind::ImageTagAlreadyExists => {
-            // Immutable tag: re-pushing the same manifest under it is still success.
-            let current = app.ecr.get_image(name, tag, None, &[]).await?;
-            if current.map(|i| i.digest) != Some(digest.to_string()) {
-                return Err(e.into());
-            }
-        }
-        Err(e) => return Err(e.into()),
+    if tags.is_empty() {
+        store(app, name, text, &media_type, None, given, &digest).await?;
+    }
+    for tag in &tags {
+        store(app, name, text, &media_type, Some(tag), given, &digest).await?;
     }
     let mut resp = Response::builder()
         .status(StatusCode::CREATED)
         .header(header::LOCATION, format!("/v2/{name}/manifests/{digest}"))
         .header("Docker-Content-Digest", digest.as_str())
         .header(header::CONTENT_LENGTH, 0);
+    if given.is_some() {
+        for tag in &tags {
+            resp = resp.header("OCI-Tag", *tag);
+        }
+    }
     if let Some(subject) = json
         .get("subject")
         .and_then(|s| s.get("digest"))
@@ -100,6 +102,68 @@ pub async fn put(
         resp = resp.header("OCI-Subject", subject);
     }
     Ok(resp.body(body::empty()).expect("valid response"))
+}
+
+/// The `tag` query parameters of a push by digest, each checked against the tag grammar.
+fn tag_params(query: Option<&str>) -> RegistryResult<Vec<String>> {
+    let mut tags: Vec<String> = Vec::new();
+    for kv in query.unwrap_or("").split('&') {
+        let Some(v) = kv.strip_prefix("tag=") else {
+            continue;
+        };
+        let tag = percent_encoding::percent_decode_str(v)
+            .decode_utf8_lossy()
+            .into_owned();
+        if !crate::names::is_oci_tag(&tag) {
+            return Err(RegistryError::TagInvalid(format!(
+                "`{tag}` is not a valid tag"
+            )));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+/// One PutImage (creating the repository on first push); an identical image already stored, or
+/// an immutable tag already on this digest, is success.
+async fn store(
+    app: &App,
+    name: &str,
+    text: &str,
+    media_type: &str,
+    tag: Option<&str>,
+    given: Option<&str>,
+    digest: &Digest,
+) -> RegistryResult<()> {
+    let put = repos::creating(app, name, || {
+        app.ecr.put_image(name, text, media_type, tag, given)
+    })
+    .await;
+    match put {
+        Ok(stored) if !stored.is_empty() && stored != digest.as_str() => {
+            Err(RegistryError::Unavailable(format!(
+                "ECR stored the manifest as {stored}, expected {digest}"
+            )))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == ErrorKind::ImageAlreadyExists => Ok(()),
+        Err(e) if e.kind == ErrorKind::ImageTagAlreadyExists => {
+            let current = app.ecr.get_image(name, tag, None, &[]).await?;
+            if current.map(|i| i.digest) != Some(digest.to_string()) {
+                return Err(e.into());
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `media_type` is one ECR's PutImage stores and this registry serves back: anything else
+/// (`text/html`, a config or layer type) would be stored and then never be readable.
+fn servable(media_type: &str) -> bool {
+    MANIFEST_TYPES.contains(&media_type) || media_type == SCHEMA1_SIGNED
 }
 
 /// The manifest types a client accepts, from its `Accept` headers (all five when it names none).
@@ -147,6 +211,7 @@ pub async fn get(
     let (bytes, media_type) = match cached {
         Some(c) => (c.bytes, c.media_type),
         None => {
+            let seen = app.manifests.generation();
             let (tag, digest) = match reference {
                 Reference::Tag(t) => (Some(t.as_str()), None),
                 Reference::Digest(d) => (None, Some(d.as_str())),
@@ -164,6 +229,7 @@ pub async fn get(
                     bytes: bytes.clone(),
                     media_type: image.media_type.clone(),
                 },
+                seen,
             );
             (bytes, image.media_type)
         }
@@ -183,7 +249,9 @@ pub async fn get(
         .expect("valid response"))
 }
 
-/// DELETE via BatchDeleteImage: by tag the tag only, by digest the image.
+/// DELETE via BatchDeleteImage: by tag the tag only (ECR deletes the image with its last tag),
+/// by digest the image. The manifest cache forgets every digest ECR names as removed, and by
+/// digest the requested one whatever ECR answers.
 pub async fn delete(
     app: &App,
     name: &str,
@@ -193,14 +261,18 @@ pub async fn delete(
         Reference::Tag(t) => (Some(t.as_str()), None),
         Reference::Digest(d) => (None, Some(d.as_str())),
     };
-    let removed = app.ecr.delete_image(name, tag, digest).await?;
+    let result = app.ecr.delete_image(name, tag, digest).await;
+    if let Some(d) = digest {
+        app.manifests.remove(name, d);
+    }
+    let removed = result?;
+    for d in &removed {
+        app.manifests.remove(name, d);
+    }
     if removed.is_empty() {
         return Err(RegistryError::ManifestUnknown(format!(
             "{name}:{reference}"
         )));
-    }
-    for d in removed.iter().map(String::as_str).chain(digest) {
-        app.manifests.remove(name, d);
     }
     Ok(Response::builder()
         .status(StatusCode::ACCEPTED)

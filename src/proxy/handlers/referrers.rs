@@ -1,8 +1,10 @@
 //! `/v2/<name>/referrers/<digest>[?artifactType=]` via ListImageReferrers: an OCI image index of
-//! the manifests whose `subject` is that digest (empty, not 404, when there are none).
+//! the manifests whose `subject` is that digest (empty, not 404, when there are none, also when
+//! the repository does not exist: the spec forbids 404 here).
 
 use crate::body::{self, Body};
 use crate::digest::Digest;
+use crate::ecr::ErrorKind;
 use crate::proxy::error::RegistryResult;
 use crate::proxy::holder::HOLDER_ARTIFACT_TYPE;
 use crate::proxy::route::query_param;
@@ -19,10 +21,14 @@ pub async fn list(
     query: Option<&str>,
 ) -> RegistryResult<Response<Body>> {
     let artifact_type = query_param(query, "artifactType").filter(|t| !t.is_empty());
-    let referrers = app
+    let referrers = match app
         .ecr
         .list_referrers(name, digest.as_str(), artifact_type.as_deref())
-        .await?;
+        .await
+    {
+        Err(e) if e.kind == ErrorKind::RepositoryNotFound => Vec::new(),
+        other => other?,
+    };
     let manifests: Vec<Value> = referrers
         .into_iter()
         .filter(|r| r.artifact_type.as_deref() != Some(HOLDER_ARTIFACT_TYPE))
