@@ -43,6 +43,9 @@ impl ProxyProcess {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("ECR_PROXY_CREATE_REPOSITORIES", "true")
+            // These tests measure memory, not how long a push may wait for it: a slow, shared
+            // machine must not turn a wait into a 429 (`hostage` tests the bounded wait).
+            .env("ECR_PROXY_BUDGET_WAIT_SECS", "600")
             .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .spawn()

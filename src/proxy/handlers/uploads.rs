@@ -60,6 +60,9 @@ pub async fn start(
             // A one-request upload with no body: only the empty blob can match, and ECR cannot
             // store it (no parts), so the proxy answers for it.
             return if d.is_empty_blob() {
+                // The repository must exist (or be created) for the blob to be readable there.
+                let wanted = [d.to_string()];
+                repos::creating(app, name, || app.ecr.check_layers(name, &wanted)).await?;
                 Ok(blob_created(name, d))
             } else {
                 Err(digest_mismatch(d, &Digest::of(b"")))
