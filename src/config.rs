@@ -147,6 +147,7 @@ struct UploadsFile {
     budget_wait_secs: Option<u64>,
     max_uploads_per_client: Option<usize>,
     spool_dir: Option<PathBuf>,
+    spool_max: Option<Size>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -287,6 +288,14 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
             budget_wait_secs: f.uploads.budget_wait_secs,
             max_sessions_per_client: f.uploads.max_uploads_per_client,
             spool_dir: f.uploads.spool_dir.clone(),
+            spool_max: match env
+                .var("ECR_PROXY_SPOOL_MAX")
+                .map(Size::Text)
+                .or(f.uploads.spool_max.clone())
+            {
+                Some(s) => Some(size_of(&s).map_err(|m| invalid("spool_max", m))?),
+                None => None,
+            },
         },
         env,
     )?;

@@ -119,8 +119,11 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
         addr: config.listen,
         source,
     })?;
-    let spool = sessions::spool::Spool::create(config.uploads.spool_dir.as_deref())
-        .map_err(StartError::Spool)?;
+    let spool = sessions::spool::Spool::create(
+        config.uploads.spool_dir.as_deref(),
+        config.uploads.spool_max,
+    )
+    .map_err(StartError::Spool)?;
     let sessions = Arc::new(Sessions::new(
         config.buffer_budget,
         config.session_idle,

@@ -31,6 +31,8 @@ pub struct UploadLimits {
     /// Where idle uploads park their buffered tail, so it holds no memory; `None` is the system's
     /// temporary directory.
     pub spool_dir: Option<PathBuf>,
+    /// The most bytes parked in the spool at once; past it, tails stay in memory.
+    pub spool_max: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -50,6 +52,7 @@ impl Default for UploadLimits {
             budget_wait: Duration::from_secs(60),
             max_sessions_per_client: 1024,
             spool_dir: None,
+            spool_max: 4 << 30,
         }
     }
 }
@@ -69,6 +72,7 @@ pub(super) struct UploadsKeys {
     pub budget_wait_secs: Option<u64>,
     pub max_sessions_per_client: Option<usize>,
     pub spool_dir: Option<PathBuf>,
+    pub spool_max: Option<u64>,
 }
 
 fn number<T: std::str::FromStr>(
@@ -152,5 +156,6 @@ pub(super) fn uploads(k: UploadsKeys, env: &dyn Env) -> Result<UploadLimits, Con
         budget_wait,
         max_sessions_per_client,
         spool_dir,
+        spool_max: k.spool_max.unwrap_or(d.spool_max),
     })
 }

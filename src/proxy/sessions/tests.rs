@@ -9,7 +9,7 @@ fn table(idle: Duration, max_per_client: usize) -> Sessions {
         64 << 20,
         idle,
         max_per_client,
-        Spool::create(None).expect("spool"),
+        Spool::create(None, 1 << 30).expect("spool"),
     )
 }
 
