@@ -81,3 +81,40 @@ fn sizes_and_globs() {
     assert!(parse_size("x").is_err());
     assert!(glob("*", "a/b") && glob("a/*", "a/b/c") && !glob("a/*", "b/a"));
 }
+
+#[test]
+fn upload_limits_come_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[uploads]\nbody_timeout_secs = 7\nbudget_wait_secs = 9\nmax_uploads_per_client = 11\nspool_dir = \"/var/tmp\"\nspool_max = \"1GiB\"\n").unwrap();
+    let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(c.uploads.body_read_timeout, Duration::from_secs(7));
+    assert_eq!(c.uploads.budget_wait, Duration::from_secs(9));
+    assert_eq!(c.uploads.max_sessions_per_client, 11);
+    assert_eq!(c.uploads.spool_dir.as_deref(), Some(Path::new("/var/tmp")));
+    assert_eq!(c.uploads.spool_max, 1024 * MIB);
+    let c = load(
+        Some(&path),
+        &env(&[
+            ("ECR_PROXY_BODY_TIMEOUT_SECS", "3"),
+            ("ECR_PROXY_MAX_UPLOADS_PER_CLIENT", "5"),
+            ("ECR_PROXY_SPOOL_MAX", "64MiB"),
+        ]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert_eq!(c.uploads.body_read_timeout, Duration::from_secs(3));
+    assert_eq!(c.uploads.max_sessions_per_client, 5);
+    assert_eq!(c.uploads.spool_max, 64 * MIB);
+    let d = load(None, &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(d.uploads.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(d.uploads.max_sessions_per_client, 1024);
+    for (var, value, says) in [
+        ("ECR_PROXY_BODY_TIMEOUT_SECS", "0", "at least 1"),
+        ("ECR_PROXY_MAX_UPLOADS_PER_CLIENT", "many", "whole number"),
+        ("ECR_PROXY_SPOOL_MAX", "lots", "not a size"),
+    ] {
+        let e = load(None, &env(&[(var, value)]), &Flags::default()).unwrap_err();
+        assert!(e.to_string().contains(says), "{var}={value}: {e}");
+    }
+}
