@@ -3,6 +3,8 @@
 
 #[path = "proxy/docker.rs"]
 mod docker;
+#[path = "proxy/error_table.rs"]
+mod error_table;
 #[path = "proxy/errors.rs"]
 mod errors;
 #[path = "proxy/memory.rs"]
