@@ -9,6 +9,20 @@ pub fn is_repository_name(name: &str) -> bool {
     !name.is_empty() && name.split('/').all(is_name_component)
 }
 
+/// ECR's `RepositoryName` length: 2 to 256 characters. OCI allows a one-letter name; ECR does not.
+pub const ECR_REPOSITORY_NAME_LEN: std::ops::RangeInclusive<usize> = 2..=256;
+
+/// Why ECR cannot hold repository `name`, or `None` when it can (length and pattern).
+pub fn ecr_repository_name_problem(name: &str) -> Option<&'static str> {
+    if !ECR_REPOSITORY_NAME_LEN.contains(&name.len()) {
+        Some("ECR repository names are 2 to 256 characters long")
+    } else if !is_repository_name(name) {
+        Some("ECR repository names are lowercase letters and digits, separated by `.`, `_`, `__`, runs of `-`, or `/`")
+    } else {
+        None
+    }
+}
+
 /// The pattern text reported in ECR's InvalidParameterException for a bad repository name.
 pub const REPOSITORY_NAME_PATTERN: &str =
     "(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*";
@@ -118,6 +132,20 @@ mod tests {
         ] {
             assert!(!is_repository_name(bad), "{bad} should be invalid");
         }
+    }
+
+    #[test]
+    fn names_ecr_can_hold() {
+        assert!(is_repository_name("a"), "valid OCI");
+        assert!(ecr_repository_name_problem("a")
+            .unwrap()
+            .contains("2 to 256"));
+        assert!(ecr_repository_name_problem(&"a".repeat(257)).is_some());
+        assert_eq!(ecr_repository_name_problem(&"a".repeat(256)), None);
+        assert_eq!(ecr_repository_name_problem("ab"), None);
+        assert!(ecr_repository_name_problem("AB")
+            .unwrap()
+            .contains("lowercase"));
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod correctness;
 mod crowd;
 #[path = "proxy/docker.rs"]
 mod docker;
+#[path = "proxy/error_table.rs"]
+mod error_table;
 #[path = "proxy/errors.rs"]
 mod errors;
 #[path = "proxy/hostage.rs"]

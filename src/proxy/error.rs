@@ -1,10 +1,12 @@
-//! Registry errors: the OCI distribution error codes with their statuses, the table that turns
-//! ECR's failures into them, and `into_response`, the one place an error becomes the spec's JSON
-//! body `{"errors":[{"code","message","detail"}]}`. Handlers return these; nothing else writes
-//! an error response.
+//! Registry errors: the OCI distribution error codes with their statuses, and `into_response`,
+//! the one place an error becomes the spec's JSON body `{"errors":[{"code","message","detail"}]}`.
+//! `from_ecr` is the table that turns ECR's failures into them. Handlers return these; nothing
+//! else writes an error response. The `message` is the variant's fixed text (before the first
+//! `": "` of its Display), the `detail` the rest.
+
+mod from_ecr;
 
 use crate::body::{self, Body};
-use crate::ecr::{EcrError, ErrorKind};
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
@@ -56,6 +58,23 @@ pub enum RegistryError {
     Denied(String),
     #[error("the upstream registry is unavailable: {0}")]
     Unavailable(String),
+    /// ECR refused a request the client can only change, not retry (an unknown 4xx, a refused
+    /// parameter that is not a name, tag, digest or manifest). The spec's UNSUPPORTED covers
+    /// "an invalid set of parameters"; 400 says not to retry it as sent.
+    #[error("ECR refused the request: {0}")]
+    Refused(String),
+    /// What the registry holds forbids the request (it already exists, a repository is not
+    /// empty): 409, the HTTP status for "conflicts with the current state of the resource".
+    #[error("the request conflicts with what the registry holds: {0}")]
+    Conflict(String),
+    /// A manifest delete ECR refused because an image index (manifest list) references it. 409
+    /// Conflict: the request is well-formed and allowed, but the registry's state forbids it
+    /// until the index is deleted or changed; it is not a retryable 503, not a 404 (the manifest
+    /// is there), and not 403 (clients read 403 as "log in again"). The code is DENIED, the
+    /// spec's code for a refused operation (UNSUPPORTED would read as "this registry cannot
+    /// delete"), and the message says why, which skopeo, crane and docker print.
+    #[error("the manifest is referenced by an image index (manifest list) and cannot be deleted; delete or update the index first: {0}")]
+    ManifestReferenced(String),
     /// An upload request that failed but left its upload open: the answer is `error`'s, plus the
     /// upload's `Range`, `Location` and `Docker-Upload-UUID`, so the client can resume.
     #[error("{error}")]
@@ -92,6 +111,8 @@ impl RegistryError {
             TooManyRequests(_) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            Refused(_) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
+            Conflict(_) | ManifestReferenced(_) => ("DENIED", StatusCode::CONFLICT),
             UploadKept { error, .. } => error.code_and_status(),
         }
     }
@@ -155,113 +176,7 @@ impl RegistryError {
     }
 }
 
-/// The table: what an ECR failure means to a registry client.
-impl From<EcrError> for RegistryError {
-    fn from(e: EcrError) -> Self {
-        use ErrorKind::*;
-        let detail = format!("{} ({} from {})", e.message, e.code, e.operation);
-        match e.kind {
-            RepositoryNotFound => RegistryError::NameUnknown(detail),
-            ImageNotFound => RegistryError::ManifestUnknown(detail),
-            LayersNotFound if e.operation == "PutImage" => {
-                RegistryError::ManifestBlobUnknown(detail)
-            }
-            LayersNotFound | LayerInaccessible => RegistryError::BlobUnknown(detail),
-            ReferencedImagesNotFound => RegistryError::ManifestBlobUnknown(detail),
-            UploadNotFound => RegistryError::BlobUploadUnknown(detail),
-            InvalidLayer | ImageDigestDoesNotMatch => RegistryError::DigestInvalid(detail),
-            InvalidLayerPart | LayerPartTooSmall | EmptyUpload => {
-                RegistryError::BlobUploadInvalid(detail)
-            }
-            ImageTagAlreadyExists => RegistryError::TagInvalid(detail),
-            InvalidParameter if e.operation == "PutImage" => RegistryError::ManifestInvalid(detail),
-            InvalidParameter => RegistryError::BlobUploadInvalid(detail),
-            Throttled => RegistryError::TooManyRequests(detail),
-            AccessDenied => RegistryError::Denied(detail),
-            Credentials => {
-                tracing::error!(code = %e.code, "ECR refused the proxy's AWS credentials: {}", e.message);
-                RegistryError::Unavailable(format!(
-                    "the proxy's AWS credentials were refused: {detail}"
-                ))
-            }
-            Kms => RegistryError::Denied(detail),
-            Unavailable
-            | Other
-            | RepositoryAlreadyExists
-            | LayerAlreadyExists
-            | ImageAlreadyExists => RegistryError::Unavailable(detail),
-        }
-    }
-}
-
 pub type RegistryResult<T> = Result<T, RegistryError>;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ecr_failures_map_to_the_spec_codes() {
-        let cases = [
-            (
-                ErrorKind::RepositoryNotFound,
-                "InitiateLayerUpload",
-                "NAME_UNKNOWN",
-                404,
-            ),
-            (
-                ErrorKind::LayersNotFound,
-                "PutImage",
-                "MANIFEST_BLOB_UNKNOWN",
-                400,
-            ),
-            (
-                ErrorKind::LayersNotFound,
-                "GetDownloadUrlForLayer",
-                "BLOB_UNKNOWN",
-                404,
-            ),
-            (
-                ErrorKind::UploadNotFound,
-                "UploadLayerPart",
-                "BLOB_UPLOAD_UNKNOWN",
-                404,
-            ),
-            (
-                ErrorKind::InvalidLayer,
-                "CompleteLayerUpload",
-                "DIGEST_INVALID",
-                400,
-            ),
-            (
-                ErrorKind::ImageTagAlreadyExists,
-                "PutImage",
-                "TAG_INVALID",
-                400,
-            ),
-            (ErrorKind::Throttled, "PutImage", "TOOMANYREQUESTS", 429),
-            (ErrorKind::Unavailable, "PutImage", "UNAVAILABLE", 503),
-            (ErrorKind::Credentials, "PutImage", "UNAVAILABLE", 503),
-        ];
-        for (kind, op, code, status) in cases {
-            let e: RegistryError = EcrError::new(kind, op, "X", "m").into();
-            let (c, s) = e.code_and_status();
-            assert_eq!((c, s.as_u16()), (code, status), "{kind:?} from {op}");
-        }
-    }
-
-    #[test]
-    fn responses_carry_the_json_body_and_headers() {
-        let r = RegistryError::TooManyRequests("slow down".into()).into_response(false);
-        assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()["retry-after"], "1");
-        let r = RegistryError::RangeInvalid {
-            range: "0-9".into(),
-            location: "/v2/a/blobs/uploads/x".into(),
-            upload_id: "x".into(),
-        }
-        .into_response(false);
-        assert_eq!(r.status(), 416);
-        assert_eq!(r.headers()["range"], "0-9");
-    }
-}
+mod tests;

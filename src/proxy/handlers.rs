@@ -120,8 +120,8 @@ async fn ready(app: &App) -> Response<Body> {
 fn route_error(e: RouteError) -> RegistryError {
     match e {
         RouteError::NotFound => RegistryError::NotFound,
-        RouteError::NameInvalid(n) => {
-            RegistryError::NameInvalid(format!("`{n}` is not a valid repository name"))
+        RouteError::NameInvalid(n, why) => {
+            RegistryError::NameInvalid(format!("`{n}` cannot be a repository here: {why}"))
         }
         RouteError::DigestInvalid(d) => {
             RegistryError::DigestInvalid(format!("`{d}` is not a sha256 digest"))

@@ -39,23 +39,23 @@ pub enum Route {
 pub enum RouteError {
     #[error("no such endpoint")]
     NotFound,
-    #[error("invalid repository name `{0}`")]
-    NameInvalid(String),
+    /// A name ECR cannot hold (a valid OCI name may still be one: `a`), and why.
+    #[error("invalid repository name `{0}`: {1}")]
+    NameInvalid(String, &'static str),
     #[error("invalid digest `{0}`")]
     DigestInvalid(String),
     #[error("invalid tag `{0}`")]
     TagInvalid(String),
 }
 
-/// Repository names are at most 256 characters in ECR.
-const MAX_NAME: usize = 256;
-
+/// The repository name, if ECR can hold it: every route refuses other names before any ECR
+/// call, so a client sees NAME_INVALID instead of whatever ECR's refusal would become.
 fn name_of(segments: &[&str]) -> Result<String, RouteError> {
     let name = segments.join("/");
-    if segments.is_empty() || name.len() > MAX_NAME || !names::is_repository_name(&name) {
-        return Err(RouteError::NameInvalid(name));
+    match names::ecr_repository_name_problem(&name) {
+        Some(why) => Err(RouteError::NameInvalid(name, why)),
+        None => Ok(name),
     }
-    Ok(name)
 }
 
 fn digest_of(s: &str) -> Result<Digest, RouteError> {
@@ -135,6 +135,8 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const LENGTH: &str = "ECR repository names are 2 to 256 characters long";
+    const PATTERN: &str = "ECR repository names are lowercase letters and digits, separated by `.`, `_`, `__`, runs of `-`, or `/`";
 
     #[test]
     fn routes() {
@@ -169,12 +171,12 @@ mod tests {
                 }),
             ),
             (
-                "/v2/a/blobs/uploads/".into(),
-                Ok(Route::UploadStart { name: "a".into() }),
+                "/v2/ab/blobs/uploads/".into(),
+                Ok(Route::UploadStart { name: "ab".into() }),
             ),
             (
-                "/v2/a/blobs/uploads".into(),
-                Ok(Route::UploadStart { name: "a".into() }),
+                "/v2/ab/blobs/uploads".into(),
+                Ok(Route::UploadStart { name: "ab".into() }),
             ),
             (
                 "/v2/a/b/blobs/uploads/abc-123".into(),
@@ -184,33 +186,45 @@ mod tests {
                 }),
             ),
             (
-                format!("/v2/a/referrers/{D}"),
+                format!("/v2/ab/referrers/{D}"),
                 Ok(Route::Referrers {
-                    name: "a".into(),
+                    name: "ab".into(),
                     digest: d.clone(),
                 }),
             ),
             (
-                "/v2/A/tags/list".into(),
-                Err(RouteError::NameInvalid("A".into())),
+                "/v2/ab/A/tags/list".into(),
+                Err(RouteError::NameInvalid("ab/A".into(), PATTERN)),
             ),
             (
                 "/v2/a//b/tags/list".into(),
-                Err(RouteError::NameInvalid("a//b".into())),
+                Err(RouteError::NameInvalid("a//b".into(), PATTERN)),
             ),
             (
-                "/v2/a/blobs/sha256:xyz".into(),
+                "/v2/a/tags/list".into(),
+                Err(RouteError::NameInvalid("a".into(), LENGTH)),
+            ),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Err(RouteError::NameInvalid("a".into(), LENGTH)),
+            ),
+            (
+                "/v2/a/manifests/latest".into(),
+                Err(RouteError::NameInvalid("a".into(), LENGTH)),
+            ),
+            (
+                "/v2/ab/blobs/sha256:xyz".into(),
                 Err(RouteError::DigestInvalid("sha256:xyz".into())),
             ),
             (
-                "/v2/a/manifests/bad%20tag".into(),
+                "/v2/ab/manifests/bad%20tag".into(),
                 Err(RouteError::TagInvalid("bad%20tag".into())),
             ),
             (
-                "/v2/a/manifests/.x".into(),
+                "/v2/ab/manifests/.x".into(),
                 Err(RouteError::TagInvalid(".x".into())),
             ),
-            ("/v2/a/other/thing".into(), Err(RouteError::NotFound)),
+            ("/v2/ab/other/thing".into(), Err(RouteError::NotFound)),
             ("/v3/".into(), Err(RouteError::NotFound)),
             ("/v2/tags/list".into(), Err(RouteError::NotFound)),
         ];

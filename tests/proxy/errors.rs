@@ -121,6 +121,30 @@ async fn bad_names_and_digests() {
     assert!(v["errors"][0]["message"].is_string() && v["errors"][0]["detail"].is_string());
 }
 
+/// `a` is a valid OCI name but ECR's names are 2–256 characters: every route refuses it before
+/// any ECR call (the emulator would have answered InvalidParameterException).
+#[tokio::test]
+async fn a_one_letter_name_is_name_invalid_on_every_route() {
+    let s = Stack::start().await;
+    let d = digest(b"x");
+    for (method, path) in [
+        ("POST", "/v2/a/blobs/uploads/".to_string()),
+        ("GET", "/v2/a/manifests/latest".to_string()),
+        ("GET", "/v2/a/tags/list".to_string()),
+        ("GET", format!("/v2/a/blobs/{d}")),
+        ("GET", format!("/v2/a/referrers/{d}")),
+        ("HEAD", format!("/v2/a/blobs/{d}")),
+    ] {
+        let r = request(method, &s.url(&path), &[], Bytes::new()).await;
+        assert_eq!(r.status, 400, "{method} {path}");
+        if method != "HEAD" {
+            assert_eq!(r.error_code(), "NAME_INVALID", "{method} {path}");
+            let body = String::from_utf8_lossy(&r.body);
+            assert!(body.contains("2 to 256 characters"), "{body}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn unknown_repository_without_creation_is_name_unknown() {
     let s = Stack::start_with(&[("ECR_PROXY_CREATE_REPOSITORIES", "false")]).await;
