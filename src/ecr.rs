@@ -5,7 +5,7 @@
 pub mod errors;
 
 use aws_sdk_ecr::Client;
-pub use errors::{EcrError, ErrorKind};
+pub use errors::{EcrError, ErrorKind, Meaning};
 
 /// How the proxy reaches ECR.
 #[derive(Clone, Debug, Default)]

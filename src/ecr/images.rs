@@ -1,6 +1,7 @@
 //! Image operations: manifests in and out, deletes, tag listing and OCI referrers.
 
 use super::{Ecr, EcrError, ErrorKind, Image, Referrer, Result};
+use aws_sdk_ecr::operation::RequestId;
 use aws_sdk_ecr::types::{ImageIdentifier, ListImagesFilter, TagStatus};
 
 impl Ecr {
@@ -53,6 +54,24 @@ impl Ecr {
                 .image_ids(id)
                 .set_accepted_media_types((!accepted.is_empty()).then(|| accepted.to_vec()))
         )?;
+        if out.images().is_empty() {
+            if let Some(f) = out.failures().first() {
+                let code = f.failure_code().map(|c| c.as_str()).unwrap_or_default();
+                // Not there (or not in a type the client accepts): `None`, the handler's 404.
+                // Anything else (KMS, an archived image, an upstream failure) says why.
+                if !matches!(
+                    code,
+                    "ImageNotFound" | "ImageTagDoesNotMatchDigest" | "UnsupportedImageType" | ""
+                ) {
+                    return Err(EcrError::item_failure(
+                        "BatchGetImage",
+                        code,
+                        f.failure_reason().unwrap_or_default(),
+                        out.request_id(),
+                    ));
+                }
+            }
+        }
         Ok(out.images().first().map(|i| Image {
             digest: i
                 .image_id()
@@ -93,12 +112,11 @@ impl Ecr {
                 .map(|c| c.as_str().to_string())
                 .unwrap_or_default();
             if code != "ImageNotFound" {
-                let msg = f.failure_reason().unwrap_or_default().to_string();
-                return Err(EcrError::new(
-                    super::errors::classify(&code),
+                return Err(EcrError::item_failure(
                     "BatchDeleteImage",
                     &code,
-                    msg,
+                    f.failure_reason().unwrap_or_default(),
+                    out.request_id(),
                 ));
             }
         }

@@ -113,11 +113,12 @@ async fn check(
     }
     let detail = detail_of(&r);
     let retry = r.header("retry-after");
-    // Per-item failures carry no request id until `ecr::images` passes the batch call's (see
-    // `EcrError::item_failure`); an ImageNotFound delete is the handler's own 404.
+    // An ImageNotFound failure is the handler's own 404; other per-item failures carry the
+    // batch call's request id like exceptions do.
     let names = if case.item_failure {
         case.code == "ImageNotFound"
-            || detail.starts_with(&format!("{} from {}: ", case.code, case.op))
+            || (detail.starts_with(&format!("{} from {} (", case.code, case.op))
+                && detail.contains(" (request id req-"))
     } else {
         // Where a handler acted on the exception (see `cases::end_to_end`), the answer is
         // about the call that followed.

@@ -10,7 +10,7 @@ mod feed;
 use super::blob_created;
 use crate::body::{self, Body};
 use crate::digest::Digest;
-use crate::ecr::ErrorKind;
+use crate::ecr::Meaning;
 use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
@@ -250,7 +250,8 @@ impl From<WriteError> for Failure {
     fn from(e: WriteError) -> Failure {
         match e {
             WriteError::Ecr(e) => {
-                let keep = matches!(e.kind, ErrorKind::Throttled | ErrorKind::Unavailable);
+                // What may succeed later keeps the upload; a refusal ends it.
+                let keep = matches!(e.kind.meaning(), Meaning::Throttled | Meaning::Transient);
                 Failure {
                     error: e.into(),
                     keep,
