@@ -49,7 +49,7 @@ pub enum AuthError {
     /// Signature mismatch.
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")]
     SignatureMismatch,
-    /// X-Amz-Date more than 15 minutes away from now.
+    /// X-Amz-Date more than 15 minutes away from now (either way).
     #[error("{0}")]
     Expired(String),
 }
@@ -61,15 +61,20 @@ impl AuthError {
             AuthError::Missing => "MissingAuthenticationTokenException",
             AuthError::Incomplete(_) => "IncompleteSignatureException",
             AuthError::UnknownAccessKey => "UnrecognizedClientException",
-            AuthError::WrongService { .. }
-            | AuthError::SignatureMismatch
-            | AuthError::Expired(_) => "InvalidSignatureException",
+            AuthError::WrongService { .. } | AuthError::SignatureMismatch => {
+                "InvalidSignatureException"
+            }
+            AuthError::Expired(_) => "RequestExpired",
         }
     }
 
-    /// HTTP status: 403 for all of them.
+    /// HTTP status, as AWS's common errors list them: 400 for a malformed header
+    /// (IncompleteSignature) and a date more than 15 minutes off (RequestExpired), 403 for the rest.
     pub fn status(&self) -> u16 {
-        403
+        match self {
+            AuthError::Incomplete(_) | AuthError::Expired(_) => 400,
+            _ => 403,
+        }
     }
 }
 
@@ -120,6 +125,32 @@ pub fn verify_hashed(
     service: &str,
     now_unix: i64,
 ) -> Result<Verified, AuthError> {
+    precheck(uri, headers, credentials, service, now_unix)?.verify(
+        method,
+        uri,
+        headers,
+        payload_sha256,
+    )
+}
+
+/// What `precheck` found: a well-formed header from a known access key, in scope and in time.
+/// Only the signature itself, which covers the body, is left to check.
+pub struct Prechecked<'a> {
+    parsed: AuthHeader<'a>,
+    amz_date: &'a str,
+    cred: &'a Credentials,
+}
+
+/// Everything that can be checked without the body: the `Authorization` header's shape, the
+/// date and its distance from now, the credential scope and the access key. Callers run it
+/// before they read a (possibly large) body, so a request that cannot succeed costs no read.
+pub fn precheck<'a>(
+    uri: &Uri,
+    headers: &'a HeaderMap,
+    credentials: &'a [Credentials],
+    service: &str,
+    now_unix: i64,
+) -> Result<Prechecked<'a>, AuthError> {
     let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
         let query = uri.query().unwrap_or("");
         if query.split('&').any(|p| p.starts_with("X-Amz-Algorithm=")) {
@@ -181,47 +212,66 @@ pub fn verify_hashed(
         .find(|c| c.access_key_id == parsed.access_key_id)
         .ok_or(AuthError::UnknownAccessKey)?;
 
-    let payload_hash = hex::encode(payload_sha256);
-    if let Some(declared) = headers.get("x-amz-content-sha256") {
-        let declared = declared.as_bytes();
-        if declared != b"UNSIGNED-PAYLOAD"
-            && !declared.eq_ignore_ascii_case(payload_hash.as_bytes())
-        {
-            tracing::debug!("x-amz-content-sha256 does not match the received body");
+    Ok(Prechecked {
+        parsed,
+        amz_date,
+        cred,
+    })
+}
+
+impl Prechecked<'_> {
+    /// Check the signature over the request, given the SHA-256 of its body.
+    pub fn verify(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        payload_sha256: &[u8; 32],
+    ) -> Result<Verified, AuthError> {
+        let (parsed, amz_date, cred) = (&self.parsed, self.amz_date, self.cred);
+        let payload_hash = hex::encode(payload_sha256);
+        if let Some(declared) = headers.get("x-amz-content-sha256") {
+            let declared = declared.as_bytes();
+            if declared != b"UNSIGNED-PAYLOAD"
+                && !declared.eq_ignore_ascii_case(payload_hash.as_bytes())
+            {
+                tracing::debug!("x-amz-content-sha256 does not match the received body");
+                return Err(AuthError::SignatureMismatch);
+            }
+        }
+        let canonical =
+            canonical_request(method, uri, headers, parsed.signed_headers, &payload_hash);
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
+            parsed.date,
+            parsed.region,
+            parsed.service,
+            hex::encode(Sha256::digest(&canonical))
+        );
+        let mut key = hmac(
+            format!("AWS4{}", cred.secret_access_key).as_bytes(),
+            parsed.date.as_bytes(),
+        );
+        for part in [parsed.region, parsed.service, "aws4_request"] {
+            key = hmac(&key, part.as_bytes());
+        }
+        let provided = hex::decode(parsed.signature).map_err(|_| AuthError::SignatureMismatch)?;
+        let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts any key length");
+        mac.update(string_to_sign.as_bytes());
+        // `verify_slice` compares in constant time.
+        if mac.verify_slice(&provided).is_err() {
+            tracing::debug!(
+                canonical_request = %String::from_utf8_lossy(&canonical),
+                string_to_sign = %string_to_sign,
+                "SigV4 signature mismatch"
+            );
             return Err(AuthError::SignatureMismatch);
         }
+        Ok(Verified {
+            access_key_id: cred.access_key_id.clone(),
+            region: parsed.region.to_string(),
+        })
     }
-    let canonical = canonical_request(method, uri, headers, parsed.signed_headers, &payload_hash);
-    let string_to_sign = format!(
-        "{ALGORITHM}\n{amz_date}\n{}/{}/{}/aws4_request\n{}",
-        parsed.date,
-        parsed.region,
-        parsed.service,
-        hex::encode(Sha256::digest(&canonical))
-    );
-    let mut key = hmac(
-        format!("AWS4{}", cred.secret_access_key).as_bytes(),
-        parsed.date.as_bytes(),
-    );
-    for part in [parsed.region, parsed.service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let provided = hex::decode(parsed.signature).map_err(|_| AuthError::SignatureMismatch)?;
-    let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC accepts any key length");
-    mac.update(string_to_sign.as_bytes());
-    // `verify_slice` compares in constant time.
-    if mac.verify_slice(&provided).is_err() {
-        tracing::debug!(
-            canonical_request = %String::from_utf8_lossy(&canonical),
-            string_to_sign = %string_to_sign,
-            "SigV4 signature mismatch"
-        );
-        return Err(AuthError::SignatureMismatch);
-    }
-    Ok(Verified {
-        access_key_id: cred.access_key_id.clone(),
-        region: parsed.region.to_string(),
-    })
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
