@@ -88,9 +88,11 @@ impl Faults {
                             format!("fault latency wants milliseconds like `50ms`, got `{v}`")
                         })?);
                     }
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "unknown fault `{k}` (use throttle, server, drop, latency, after or count)"
-                    )),
+                    ))
+                    }
                 }
             }
             if rule.throttle + rule.server + rule.drop > 1.0 {
