@@ -1,4 +1,5 @@
 //! Tests of `sigv4`.
+use super::canonical::canonical_uri;
 use super::*;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use std::time::{Duration, UNIX_EPOCH};
