@@ -65,10 +65,11 @@ pub fn load() -> Result<Model, String> {
                     json: v["model"].clone(),
                 });
             }
-            Ok(o) => tried.push(format!(
-                "{py}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let last = err.trim().lines().last().unwrap_or("failed").to_string();
+                tried.push(format!("{py}: {last}"));
+            }
             Err(e) => tried.push(format!("{py}: {e}")),
         }
     }
