@@ -17,14 +17,17 @@ mod ops;
 mod server;
 pub mod sigv4;
 mod store;
+mod sweeper;
 
 pub use ops::MissingLayers;
 pub use sigv4::Credentials;
+pub use sweeper::DEFAULT_UPLOAD_EXPIRY;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The `partSize` ECR announces: 10 MiB.
 pub const DEFAULT_PART_SIZE: u64 = crate::parts::ECR_PART_SIZE;
@@ -65,6 +68,23 @@ impl EmulatorConfig {
     }
 }
 
+/// Settings beside `EmulatorConfig`: kept apart only because `EmulatorConfig` is built field by
+/// field outside the emulator (`cli.rs`); `start` uses the defaults.
+#[derive(Clone, Debug)]
+pub struct EmulatorTuning {
+    /// An upload no part reached for this long is expired with its data (see
+    /// `DEFAULT_UPLOAD_EXPIRY` for why a day).
+    pub upload_expiry: Duration,
+}
+
+impl Default for EmulatorTuning {
+    fn default() -> Self {
+        EmulatorTuning {
+            upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+        }
+    }
+}
+
 /// Why an emulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
@@ -99,6 +119,7 @@ pub struct RunningEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl RunningEmulator {
@@ -143,19 +164,39 @@ impl RunningEmulator {
         self.shared.clock_skew_secs.store(secs, Ordering::Relaxed);
     }
 
+    /// Uploads in progress (not completed, not expired).
+    pub fn upload_count(&self) -> usize {
+        self.shared.ctx.store.lock().uploads.len()
+    }
+
     pub fn shutdown(self) {
         self.task.abort();
+        self.sweeper.abort();
     }
 }
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
         self.task.abort();
+        self.sweeper.abort();
     }
 }
 
 /// Open the data directory, bind, and serve in the background.
 pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    start_tuned(config, EmulatorTuning::default()).await
+}
+
+/// `start` with tuning settings.
+pub async fn start_tuned(
+    config: EmulatorConfig,
+    tuning: EmulatorTuning,
+) -> Result<RunningEmulator, EmulatorError> {
+    if tuning.upload_expiry.is_zero() {
+        return Err(EmulatorError::Config(
+            "the upload expiry must be more than zero".into(),
+        ));
+    }
     if !crate::names::is_registry_id(&config.account_id) {
         return Err(EmulatorError::Config(format!(
             "account id `{}` must be twelve digits",
@@ -210,9 +251,18 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         clock_skew_secs: AtomicI64::new(0),
         bodies: api::BodyPool::default(),
     });
+    // Uploads that expired while the emulator was down go before anything is served.
+    let (swept, expiry) = (shared.clone(), tuning.upload_expiry);
+    let _ = tokio::task::spawn_blocking(move || sweeper::sweep(&swept, expiry)).await;
+    let sweeper = tokio::spawn(sweeper::run(shared.clone(), expiry));
     tracing::info!(%addr, "ECR emulator listening");
     let task = tokio::spawn(server::accept_loop(listener, shared.clone()));
-    Ok(RunningEmulator { addr, shared, task })
+    Ok(RunningEmulator {
+        addr,
+        shared,
+        task,
+        sweeper,
+    })
 }
 
 fn unix_now() -> i64 {

@@ -10,18 +10,27 @@ mod support;
 #[path = "emulator/wire.rs"]
 mod wire;
 
+#[path = "emulator/model.rs"]
+mod model;
+
 #[path = "emulator/auth.rs"]
 mod auth;
 #[path = "emulator/awscli.rs"]
 mod awscli;
 #[path = "emulator/concurrency.rs"]
 mod concurrency;
+#[path = "emulator/constraints.rs"]
+mod constraints;
 #[path = "emulator/downloads.rs"]
 mod downloads;
 #[path = "emulator/edge_names.rs"]
 mod edge_names;
+#[path = "emulator/expiry.rs"]
+mod expiry;
 #[path = "emulator/faults.rs"]
 mod faults;
+#[path = "emulator/fidelity.rs"]
+mod fidelity;
 #[path = "emulator/images.rs"]
 mod images;
 #[path = "emulator/listing.rs"]
@@ -36,5 +45,7 @@ mod put_image;
 mod repositories;
 #[path = "emulator/restart.rs"]
 mod restart;
+#[path = "emulator/spans.rs"]
+mod spans;
 #[path = "emulator/uploads.rs"]
 mod uploads;

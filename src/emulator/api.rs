@@ -1,4 +1,5 @@
-//! One AWS JSON 1.1 call, end to end: read the body (bounded), check the SigV4 signature, find
+//! One AWS JSON 1.1 call, end to end: check what SigV4 allows without the body (header shape,
+//! scope, date, access key), read the body (bounded), check the signature over it, find
 //! the operation from `X-Amz-Target`, apply injected faults, run the operation on a blocking
 //! thread, and write the JSON answer or the JSON error. The only place emulator errors become
 //! HTTP responses.
@@ -15,6 +16,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest as _, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -36,52 +38,67 @@ where
     B::Error: Into<BoxError>,
 {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let op_name = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    // The span goes with the future (not a guard held across awaits): under `serve --local` the
+    // emulator shares the proxy's threads, and a held guard would tag other requests' lines.
+    let span = tracing::info_span!("ecr", op = %op_name, request_id = %request_id);
+    call(shared, req, &request_id).instrument(span).await
+}
+
+async fn call<B>(
+    shared: Arc<Shared>,
+    req: Request<B>,
+    request_id: &str,
+) -> Result<Response<Body>, DropConnection>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     let (parts, body) = req.into_parts();
+    let refused = |e: super::sigv4::AuthError| {
+        tracing::info!(code = e.aws_code(), "refused signature: {e}");
+        error_response(&EcrError::Auth(e.aws_code(), e.to_string()), request_id)
+    };
+    // Header, scope, date and access key first: a request that cannot succeed is refused
+    // before a byte of its (up to 32 MiB) body is read.
+    let creds = &shared.config.credentials;
+    let prechecked =
+        match super::sigv4::precheck(&parts.uri, &parts.headers, creds, "ecr", super::unix_now()) {
+            Ok(p) => p,
+            Err(e) => return Ok(refused(e)),
+        };
     let (bytes, payload_sha256) = match read_body(body, &parts.headers, &shared.bodies).await {
         Ok(b) => b,
         Err(e) => {
             let err = EcrError::Serialization(format!(
                 "Could not read the request body (limit {MAX_BODY} bytes): {e}"
             ));
-            return Ok(error_response(&err, &request_id));
+            return Ok(error_response(&err, request_id));
         }
     };
+    if let Err(e) = prechecked.verify(&parts.method, &parts.uri, &parts.headers, &payload_sha256) {
+        shared.bodies.give(bytes);
+        return Ok(refused(e));
+    }
     let target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let op_name = target
-        .strip_prefix(TARGET_PREFIX)
-        .unwrap_or(target)
-        .to_string();
-    let span = tracing::info_span!("ecr", op = %op_name, request_id = %request_id);
-    let _enter = span.enter();
-
-    let now = super::unix_now();
-    if let Err(e) = super::sigv4::verify_hashed(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &payload_sha256,
-        &shared.config.credentials,
-        "ecr",
-        now,
-    ) {
-        tracing::info!(code = e.aws_code(), "refused signature: {e}");
-        return Ok(error_response(
-            &EcrError::Auth(e.aws_code(), e.to_string()),
-            &request_id,
-        ));
-    }
+    let op_name = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
     let Some(op) = target.strip_prefix(TARGET_PREFIX).and_then(ops::lookup) else {
         let err = EcrError::UnknownOperation(format!(
             "The operation `{target}` is not known to this service"
         ));
-        return Ok(error_response(&err, &request_id));
+        return Ok(error_response(&err, request_id));
     };
 
-    let (latency, fault) = shared.faults.decide(&op_name);
+    let (latency, fault) = shared.faults.decide(op_name);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -89,13 +106,13 @@ where
         Some(Fault::Throttle) => {
             return Ok(error_response(
                 &EcrError::Throttling("Rate exceeded".into()),
-                &request_id,
+                request_id,
             ))
         }
         Some(Fault::Server) => {
             return Ok(error_response(
                 &EcrError::Server("Injected server fault".into()),
-                &request_id,
+                request_id,
             ))
         }
         _ => {}
@@ -108,7 +125,9 @@ where
         .map(str::to_string);
     let base_url = format!("http://{}", host.unwrap_or_else(|| shared.addr.to_string()));
     let ctx = shared.clone();
+    let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || {
+        let _in_request = span.enter(); // a blocking thread runs one call at a time
         let result = Input::parse_body(bytes.clone())
             .and_then(|input| op(&ctx.ctx, &Call { input, base_url }));
         ctx.bodies.give(bytes);
@@ -124,11 +143,11 @@ where
     Ok(match result {
         Ok(out) => {
             tracing::debug!("ok");
-            json_response(StatusCode::OK, out.to_string(), &request_id)
+            json_response(StatusCode::OK, out.to_string(), request_id)
         }
         Err(e) => {
             tracing::info!(code = e.code(), "{e}");
-            error_response(&e, &request_id)
+            error_response(&e, request_id)
         }
     })
 }

@@ -102,11 +102,15 @@ impl EcrError {
     }
 
     /// The HTTP status: awsJson1_1 defaults (400 client, 500 server), 403 for signature failures.
-    /// AccessDeniedException (a registry that is not ours) is 400, as AWS's common errors list it.
+    /// AccessDeniedException (a registry that is not ours), IncompleteSignature (a malformed
+    /// Authorization header) and RequestExpired are 400, as AWS's common errors list them.
     pub fn status(&self) -> u16 {
         match self {
             EcrError::Server(_) => 500,
-            EcrError::Auth("AccessDeniedException", _) => 400,
+            EcrError::Auth(
+                "AccessDeniedException" | "IncompleteSignatureException" | "RequestExpired",
+                _,
+            ) => 400,
             EcrError::Auth(..) => 403,
             _ => 400,
         }

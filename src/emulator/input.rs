@@ -168,15 +168,20 @@ impl Input {
 
     /// `maxResults`: optional, 1–1000.
     pub fn max_results(&self) -> EcrResult<Option<usize>> {
+        self.max_results_up_to(1000)
+    }
+
+    /// `maxResults`: optional, 1–`max` (ListImageReferrers: 50).
+    pub fn max_results_up_to(&self, max: i64) -> EcrResult<Option<usize>> {
         match self.opt_i64("maxResults")? {
             None => Ok(None),
             Some(n) if n < 1 => Err(EcrError::invalid(
                 "maxResults",
                 "Member must have value greater than or equal to 1",
             )),
-            Some(n) if n > 1000 => Err(EcrError::invalid(
+            Some(n) if n > max => Err(EcrError::invalid(
                 "maxResults",
-                "Member must have value less than or equal to 1000",
+                format!("Member must have value less than or equal to {max}"),
             )),
             Some(n) => Ok(Some(n as usize)),
         }
@@ -192,6 +197,24 @@ impl Input {
             ));
         }
         Ok(id)
+    }
+}
+
+/// An optional string member that must be one of `values`.
+pub fn check_enum<'a>(
+    member: &str,
+    value: Option<&'a str>,
+    values: &[&str],
+) -> EcrResult<Option<&'a str>> {
+    match value {
+        Some(v) if !values.contains(&v) => Err(EcrError::invalid(
+            member,
+            format!(
+                "Member must satisfy enum value set: [{}]",
+                values.join(", ")
+            ),
+        )),
+        v => Ok(v),
     }
 }
 

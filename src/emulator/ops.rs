@@ -15,6 +15,7 @@ use super::input::Input;
 use super::store::{model::RepoState, Index, Store};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
+pub use uploads::expire_idle;
 
 /// How BatchCheckLayerAvailability reports a digest the repository does not have: ECR's model
 /// allows both, and clients meet both.

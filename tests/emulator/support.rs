@@ -9,7 +9,7 @@ use aws_sdk_ecr::operation::complete_layer_upload::{
 use aws_sdk_ecr::operation::upload_layer_part::{UploadLayerPartError, UploadLayerPartOutput};
 use aws_sdk_ecr::primitives::Blob;
 pub use aws_sdk_ecr::Client;
-use ecr_proxy::emulator::{start, EmulatorConfig, RunningEmulator};
+use ecr_proxy::emulator::{start_tuned, EmulatorConfig, EmulatorTuning, RunningEmulator};
 use sha2::{Digest as _, Sha256};
 
 pub const MIB: usize = 1024 * 1024;
@@ -24,6 +24,7 @@ pub struct Env {
     pub emu: RunningEmulator,
     pub client: Client,
     pub config: EmulatorConfig,
+    pub tuning: EmulatorTuning,
     pub dir: tempfile::TempDir,
 }
 
@@ -37,16 +38,25 @@ impl Env {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = EmulatorConfig::new(dir.path());
         adjust(&mut config);
-        Env::boot(config, dir).await
+        Env::boot(config, EmulatorTuning::default(), dir).await
     }
 
-    async fn boot(config: EmulatorConfig, dir: tempfile::TempDir) -> Env {
-        let emu = start(config.clone()).await.expect("emulator starts");
+    /// Start with these tuning settings.
+    pub async fn start_tuned(tuning: EmulatorTuning) -> Env {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Env::boot(EmulatorConfig::new(dir.path()), tuning, dir).await
+    }
+
+    async fn boot(config: EmulatorConfig, tuning: EmulatorTuning, dir: tempfile::TempDir) -> Env {
+        let emu = start_tuned(config.clone(), tuning.clone())
+            .await
+            .expect("emulator starts");
         let client = client(&emu.endpoint(), "test", "test");
         Env {
             emu,
             client,
             config,
+            tuning,
             dir,
         }
     }
@@ -54,17 +64,28 @@ impl Env {
     /// Stop the emulator (closing its connections), start a new one on the same directory with
     /// the configuration changed by `adjust`, and make a new client.
     pub async fn restart_with(self, adjust: impl FnOnce(&mut EmulatorConfig)) -> Env {
+        let tuning = self.tuning.clone();
+        self.restart_tuned(adjust, tuning).await
+    }
+
+    /// `restart_with`, with these tuning settings from now on.
+    pub async fn restart_tuned(
+        self,
+        adjust: impl FnOnce(&mut EmulatorConfig),
+        tuning: EmulatorTuning,
+    ) -> Env {
         let Env {
             emu,
             client,
             mut config,
             dir,
+            ..
         } = self;
         drop(client);
         drop(emu);
         tokio::task::yield_now().await;
         adjust(&mut config);
-        Env::boot(config, dir).await
+        Env::boot(config, tuning, dir).await
     }
 
     pub async fn restart(self) -> Env {

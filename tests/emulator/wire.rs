@@ -68,6 +68,17 @@ pub fn api_headers(
     body: &str,
     creds: Option<(&str, &str)>,
 ) -> Vec<(String, String)> {
+    api_headers_at(endpoint, op, body, creds, std::time::SystemTime::now())
+}
+
+/// `api_headers` signed as if at `time`.
+pub fn api_headers_at(
+    endpoint: &str,
+    op: &str,
+    body: &str,
+    creds: Option<(&str, &str)>,
+    time: std::time::SystemTime,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let host = endpoint.trim_start_matches("http://").to_string();
     let target = format!("AmazonEC2ContainerRegistry_V20150921.{op}");
@@ -84,7 +95,7 @@ pub fn api_headers(
         .identity(&identity)
         .region("us-east-1")
         .name("ecr")
-        .time(std::time::SystemTime::now())
+        .time(time)
         .settings(SigningSettings::default())
         .build()
         .expect("signing parameters")

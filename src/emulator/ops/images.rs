@@ -200,11 +200,18 @@ fn failure(id: &Value, code: &str, reason: String) -> Value {
     json!({ "imageId": id, "failureCode": code, "failureReason": reason })
 }
 
+/// `imageIds`: 1–100 identifiers. A tag outside the model's 1–300 characters fails the whole
+/// call (InvalidParameterException); other bad ids become per-item failures (see `resolve`).
 fn image_ids(input: &Input) -> EcrResult<Vec<Value>> {
-    Ok(input
+    let ids = input
         .list_sized("imageIds", 1, 100)?
-        .ok_or_else(|| not_null("imageIds"))?
-        .clone())
+        .ok_or_else(|| not_null("imageIds"))?;
+    for id in ids {
+        if let Some(t) = id.get("imageTag").and_then(Value::as_str) {
+            check_len("imageIds.imageTag", t.chars().count(), 1, 300)?;
+        }
+    }
+    Ok(ids.clone())
 }
 
 pub fn batch_get(ctx: &Ctx, call: &Call) -> EcrResult<Value> {

@@ -3,36 +3,44 @@
 use super::repositories::with_token;
 use super::{paging, Call, Ctx};
 use crate::emulator::error::{EcrError, EcrResult};
-use crate::emulator::input::{check_digest, Input};
+use crate::emulator::input::{check_digest, check_enum, check_len, check_tag, Input};
 use crate::emulator::store::model::{ImageRecord, RepoState};
 use serde_json::{json, Value};
 
-/// `filter.tagStatus`: TAGGED, UNTAGGED or ANY (the default).
-fn tag_status(input: &Input) -> EcrResult<String> {
-    let status = match input.opt_obj("filter")? {
-        Some(f) => f.opt_str("tagStatus")?.unwrap_or("ANY").to_string(),
-        None => "ANY".to_string(),
+/// The `*Status` filter values of images and artifacts.
+const STATUSES: [&str; 4] = ["ACTIVE", "ARCHIVED", "ACTIVATING", "ANY"];
+
+/// ListImages' and DescribeImages' `filter`: `tagStatus` (TAGGED, UNTAGGED or ANY, the default)
+/// and whether `imageStatus` (default ACTIVE) lets ACTIVE images through. Every image here is
+/// ACTIVE (the emulator archives nothing), so ARCHIVED and ACTIVATING match none.
+fn image_filter(input: &Input) -> EcrResult<(String, bool)> {
+    let Some(f) = input.opt_obj("filter")? else {
+        return Ok(("ANY".into(), true));
     };
-    if !["TAGGED", "UNTAGGED", "ANY"].contains(&status.as_str()) {
-        return Err(EcrError::invalid(
-            "filter.tagStatus",
-            "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]",
-        ));
-    }
-    Ok(status)
+    let tag = check_enum(
+        "filter.tagStatus",
+        f.opt_str("tagStatus")?,
+        &["TAGGED", "UNTAGGED", "ANY"],
+    )?;
+    let image = check_enum("filter.imageStatus", f.opt_str("imageStatus")?, &STATUSES)?;
+    Ok((
+        tag.unwrap_or("ANY").to_string(),
+        matches!(image, None | Some("ACTIVE" | "ANY")),
+    ))
 }
 
 pub fn list_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
     ctx.registry(input)?;
     let name = input.repository_name()?;
-    let status = tag_status(input)?;
+    let (status, active) = image_filter(input)?;
     let (token, max) = (input.opt_str("nextToken")?, input.max_results()?);
     let index = ctx.store.lock();
     let repo = ctx.repo(&index, name)?;
+    let status = if active { status.as_str() } else { "NONE" };
     // One entry per tag; an untagged image once. Keys sort tagged entries first.
     let mut entries: Vec<(String, Value)> = Vec::new();
-    if status != "UNTAGGED" {
+    if status == "TAGGED" || status == "ANY" {
         for (tag, digest) in &repo.tags {
             entries.push((
                 format!("t:{tag}"),
@@ -40,7 +48,7 @@ pub fn list_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ));
         }
     }
-    if status != "TAGGED" {
+    if status == "UNTAGGED" || status == "ANY" {
         for digest in repo.images.keys().filter(|d| repo.tags_of(d).is_empty()) {
             entries.push((format!("u:{digest}"), json!({ "imageDigest": digest })));
         }
@@ -55,9 +63,17 @@ pub fn describe_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let input = &call.input;
     let registry = ctx.registry(input)?;
     let name = input.repository_name()?;
-    let status = tag_status(input)?;
+    let (status, active) = image_filter(input)?;
     let ids = input.list_sized("imageIds", 1, 100)?;
     let (token, max) = (input.opt_str("nextToken")?, input.max_results()?);
+    for id in ids.into_iter().flatten() {
+        if let Some(d) = id.get("imageDigest").and_then(Value::as_str) {
+            check_digest("imageIds.imageDigest", d)?;
+        }
+        if let Some(t) = id.get("imageTag").and_then(Value::as_str) {
+            check_tag("imageIds.imageTag", t)?;
+        }
+    }
     let index = ctx.store.lock();
     let repo = ctx.repo(&index, name)?;
     let detail = |i: &ImageRecord| image_detail(repo, i, &registry, name);
@@ -72,9 +88,6 @@ pub fn describe_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         for id in ids {
             let digest = id.get("imageDigest").and_then(Value::as_str);
             let tag = id.get("imageTag").and_then(Value::as_str);
-            if let Some(d) = digest {
-                check_digest("imageIds.imageDigest", d)?;
-            }
             let found = match (digest, tag) {
                 (Some(d), Some(t)) => repo.tags.get(t).filter(|cur| *cur == d).cloned(),
                 (Some(d), None) => repo.images.contains_key(d).then(|| d.to_string()),
@@ -97,7 +110,7 @@ pub fn describe_images(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         .values()
         .filter(|i| {
             let tagged = !repo.tags_of(&i.digest).is_empty();
-            status == "ANY" || (status == "TAGGED") == tagged
+            active && (status == "ANY" || (status == "TAGGED") == tagged)
         })
         .collect();
     images.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -153,19 +166,17 @@ pub fn list_referrers(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         .ok_or_else(|| crate::emulator::input::not_null("subjectId"))?;
     let subject = subject.req_str("imageDigest")?.to_string();
     check_digest("subjectId.imageDigest", &subject)?;
-    let artifact_types: Option<Vec<String>> = match input.opt_obj("filter")? {
-        Some(f) => f
-            .str_list("artifactTypes", 1, 100)?
-            .map(|l| l.into_iter().map(str::to_string).collect()),
-        None => None,
-    };
-    let (token, max) = (input.opt_str("nextToken")?, input.max_results()?);
+    let (artifact_types, active) = referrer_filter(input)?;
+    let token = input.opt_str("nextToken")?;
+    let max = input
+        .max_results_up_to(50)?
+        .unwrap_or(REFERRERS_DEFAULT_PAGE);
     let index = ctx.store.lock();
     let repo = ctx.repo(&index, name)?;
     let mut referrers: Vec<(String, Value)> = repo
         .images
         .values()
-        .filter(|i| i.subject.as_deref() == Some(subject.as_str()))
+        .filter(|i| active && i.subject.as_deref() == Some(subject.as_str()))
         .filter_map(|i| {
             let artifact_type = i.artifact_type.clone().or_else(|| i.config_media_type.clone());
             if let Some(types) = &artifact_types {
@@ -184,7 +195,30 @@ pub fn list_referrers(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         })
         .collect();
     referrers.sort_by(|a, b| a.0.cmp(&b.0));
-    let (page, next) = paging::page(referrers, |r| r.0.clone(), token, max)?;
+    let (page, next) = paging::page(referrers, |r| r.0.clone(), token, Some(max))?;
     let out: Vec<Value> = page.into_iter().map(|r| r.1).collect();
     Ok(with_token(json!({ "referrers": out }), next))
+}
+
+/// ListImageReferrers answers at most this many referrers without `maxResults` (ECR: "up to 20
+/// results and a nextToken value, if applicable").
+const REFERRERS_DEFAULT_PAGE: usize = 20;
+
+/// ListImageReferrers' `filter`: `artifactTypes` (0–5 types of 1–255 characters; an empty list
+/// filters nothing) and whether `artifactStatus` (default ACTIVE) lets ACTIVE artifacts through.
+fn referrer_filter(input: &Input) -> EcrResult<(Option<Vec<String>>, bool)> {
+    let Some(f) = input.opt_obj("filter")? else {
+        return Ok((None, true));
+    };
+    let types = f.str_list("artifactTypes", 0, 5)?.unwrap_or_default();
+    for t in &types {
+        check_len("filter.artifactTypes", t.chars().count(), 1, 255)?;
+    }
+    let status = check_enum(
+        "filter.artifactStatus",
+        f.opt_str("artifactStatus")?,
+        &STATUSES,
+    )?;
+    let types = (!types.is_empty()).then(|| types.into_iter().map(str::to_string).collect());
+    Ok((types, matches!(status, None | Some("ACTIVE" | "ANY"))))
 }

@@ -2,7 +2,7 @@
 
 use super::{now, paging, Call, Ctx};
 use crate::emulator::error::{EcrError, EcrResult};
-use crate::emulator::input::check_repository_name;
+use crate::emulator::input::{check_len, check_repository_name, not_null, Input};
 use crate::emulator::store::model::{RepoState, RepositoryRecord};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::{json, Value};
@@ -28,22 +28,7 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
             ),
         ));
     }
-    let mut exclusion_filters = Vec::new();
-    if let Some(filters) = input.list_sized("imageTagMutabilityExclusionFilters", 1, 5)? {
-        for f in filters {
-            let f = f.get("filter").and_then(Value::as_str).unwrap_or_default();
-            let ok = (1..=128).contains(&f.len())
-                && f.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"._*-".contains(&c));
-            if !ok {
-                return Err(EcrError::invalid(
-                    "imageTagMutabilityExclusionFilters.filter",
-                    "must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}'",
-                ));
-            }
-            exclusion_filters.push(f.to_string());
-        }
-    }
+    let exclusion_filters = exclusion_filters(input)?;
     if mutability.ends_with("_WITH_EXCLUSION") && exclusion_filters.is_empty() {
         return Err(EcrError::invalid(
             "imageTagMutabilityExclusionFilters",
@@ -63,7 +48,11 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
                     "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
                 ));
             }
-            (t.to_string(), c.opt_str("kmsKey")?.map(str::to_string))
+            let kms_key = c.opt_str("kmsKey")?;
+            if let Some(k) = kms_key {
+                check_len("encryptionConfiguration.kmsKey", k.chars().count(), 1, 2048)?;
+            }
+            (t.to_string(), kms_key.map(str::to_string))
         }
         None => ("AES256".to_string(), None),
     };
@@ -80,9 +69,13 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
                 t.get("Key").and_then(Value::as_str),
                 t.get("Value").and_then(Value::as_str),
             ) else {
-                return Err(EcrError::InvalidTagParameter(
-                    "Each tag needs a Key and a Value".into(),
-                ));
+                // Both members are required by the model: a plain parameter error.
+                let member = if t.get("Key").is_some_and(Value::is_string) {
+                    "tags.Value"
+                } else {
+                    "tags.Key"
+                };
+                return Err(not_null(member));
             };
             if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
                 return Err(EcrError::InvalidTagParameter(format!(
@@ -113,6 +106,41 @@ pub fn create(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     let out = repository_json(ctx, &record);
     index.repos.insert(name.to_string(), RepoState::new(record));
     Ok(json!({ "repository": out }))
+}
+
+/// `imageTagMutabilityExclusionFilters`: 1–5 filters, each `{filterType: WILDCARD, filter}` with
+/// both members required and `filter` matching `^[0-9a-zA-Z._*-]{1,128}$`.
+fn exclusion_filters(input: &Input) -> EcrResult<Vec<String>> {
+    const MEMBER: &str = "imageTagMutabilityExclusionFilters";
+    let mut out = Vec::new();
+    for f in input.list_sized(MEMBER, 1, 5)?.into_iter().flatten() {
+        let field = |name: &str| match f.get(name) {
+            None | Some(Value::Null) => Err(not_null(&format!("{MEMBER}.{name}"))),
+            Some(Value::String(s)) => Ok(s.as_str()),
+            Some(_) => Err(EcrError::Serialization(format!(
+                "Unexpected value type for member '{name}': expected string"
+            ))),
+        };
+        if field("filterType")? != "WILDCARD" {
+            return Err(EcrError::invalid(
+                &format!("{MEMBER}.filterType"),
+                "Member must satisfy enum value set: [WILDCARD]",
+            ));
+        }
+        let filter = field("filter")?;
+        check_len(&format!("{MEMBER}.filter"), filter.chars().count(), 1, 128)?;
+        if !filter
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._*-".contains(&c))
+        {
+            return Err(EcrError::invalid(
+                &format!("{MEMBER}.filter"),
+                "must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}$'",
+            ));
+        }
+        out.push(filter.to_string());
+    }
+    Ok(out)
 }
 
 pub fn describe(ctx: &Ctx, call: &Call) -> EcrResult<Value> {

@@ -4,6 +4,9 @@
 //! is never held while bytes are written or hashed.
 
 mod data_file;
+mod expiry;
+
+pub use expiry::expire_idle;
 
 use super::{now, Call, Ctx};
 use crate::emulator::error::{EcrError, EcrResult};
@@ -31,6 +34,7 @@ pub fn initiate(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         parts: Vec::new(),
         received: 0,
         created_at: now(),
+        touched_at: None,
     };
     fs::create_dir_all(ctx.store.layout().upload_dir(&id))?;
     fs::File::create(ctx.store.layout().upload_data(&id))?;
@@ -150,10 +154,12 @@ pub fn upload_part(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
     written?;
     upload.record.parts.push(size as u64);
     upload.record.received = last + 1;
+    let touched = upload.record.touched_at.replace(now());
     upload.hasher = hasher;
     if let Err(e) = ctx.store.save_upload(&upload.record) {
         upload.record.parts.pop();
         upload.record.received = first;
+        upload.record.touched_at = touched;
         upload.hasher = None;
         return Err(e.into());
     }

@@ -1,4 +1,5 @@
 //! Tests of `sigv4`.
+use super::canonical::canonical_uri;
 use super::*;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use std::time::{Duration, UNIX_EPOCH};
@@ -302,4 +303,37 @@ fn malformed_authorization_is_incomplete() {
         check(&no_date, ECR_BODY),
         Err(AuthError::Incomplete(_))
     ));
+}
+
+#[test]
+fn precheck_needs_no_body_and_the_signature_still_covers_it() {
+    let creds = creds("AKIDECR", "ecr-secret");
+    let req = signed("AKIDECR");
+    let pre = precheck(&req.1, &req.2, &creds, "ecr", ECR_NOW + 60).expect("headers alone pass");
+    let hash = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+    assert!(pre.verify(&req.0, &req.1, &req.2, &hash(ECR_BODY)).is_ok());
+    assert_eq!(
+        pre.verify(&req.0, &req.1, &req.2, &hash(b"{}")),
+        Err(AuthError::SignatureMismatch)
+    );
+    let stranger = signed("AKIDOTHER");
+    let err = precheck(&stranger.1, &stranger.2, &creds, "ecr", ECR_NOW).err();
+    assert_eq!(err, Some(AuthError::UnknownAccessKey));
+}
+
+#[test]
+fn malformed_and_expired_are_400_with_awss_codes() {
+    let stale = sdk_signed("AKIDECR", "ecr", ECR_NOW - 20 * 60, ECR_BODY);
+    let err = check(&stale, ECR_BODY).unwrap_err();
+    assert_eq!((err.aws_code(), err.status()), ("RequestExpired", 400));
+    let mut bad = signed("AKIDECR");
+    bad.2
+        .insert("authorization", "AWS4-HMAC-SHA256 garbage".parse().unwrap());
+    let err = check(&bad, ECR_BODY).unwrap_err();
+    assert_eq!(
+        (err.aws_code(), err.status()),
+        ("IncompleteSignatureException", 400)
+    );
+    let err = check(&signed("AKIDOTHER"), ECR_BODY).unwrap_err();
+    assert_eq!(err.status(), 403);
 }

@@ -69,6 +69,17 @@ pub struct UploadRecord {
     pub parts: Vec<u64>,
     pub received: u64,
     pub created_at: f64,
+    /// When a part was last accepted (absent until the first; records from before it existed
+    /// count from `created_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touched_at: Option<f64>,
+}
+
+impl UploadRecord {
+    /// When the upload was last used: its last part, else its start.
+    pub fn last_activity(&self) -> f64 {
+        self.touched_at.unwrap_or(self.created_at)
+    }
 }
 
 /// Everything known of one repository.
