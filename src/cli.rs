@@ -113,6 +113,10 @@ pub struct EmulatorArgs {
     /// Seed for fault injection (same seed, same faults).
     #[arg(long, env = "ECR_PROXY_EMULATOR_FAULT_SEED", default_value_t = 0)]
     pub fault_seed: u64,
+    /// Expire an upload no part reached for this many seconds, with its data (ECR expires
+    /// unfinished uploads too; the default is a day)
+    #[arg(long, env = "ECR_PROXY_EMULATOR_UPLOAD_EXPIRY_SECS", default_value_t = emulator::DEFAULT_UPLOAD_EXPIRY.as_secs())]
+    pub upload_expiry_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -192,7 +196,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Emulator(args) => {
-            let running = emulator::start(args.config()).await?;
+            let tuning = emulator::EmulatorTuning {
+                upload_expiry: std::time::Duration::from_secs(args.upload_expiry_secs),
+            };
+            let running = emulator::start_tuned(args.config(), tuning).await?;
             tracing::info!(endpoint = %running.endpoint(), data = %args.data.display(), "emulator ready");
             shutdown_signal().await;
             running.shutdown();
