@@ -15,17 +15,31 @@ async fn review_concurrent_posts_bypass_the_per_client_cap() {
     // The repository exists first, so every POST only waits for InitiateLayerUpload.
     let r = request("POST", &s.url("/v2/review/cap/blobs/uploads/"), &[], Bytes::new()).await;
     assert_eq!(r.status, 202);
-    let url = s.url("/v2/review/cap/blobs/uploads/");
-    let posts = (0..30).map(|_| {
-        let url = url.clone();
-        tokio::spawn(async move { request("POST", &url, &[], Bytes::new()).await.status })
-    });
+    // Connections opened first, then every request head written at once.
+    let mut conns = Vec::new();
+    for _ in 0..30 {
+        conns.push(TcpStream::connect(s.proxy.addr()).await.unwrap());
+    }
+    let head = format!(
+        "POST /v2/review/cap/blobs/uploads/ HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
+        s.host()
+    );
+    for c in &mut conns {
+        c.write_all(head.as_bytes()).await.unwrap();
+    }
     let mut accepted = 1;
-    for p in posts {
-        if p.await.unwrap() == 202 {
+    let mut statuses = Vec::new();
+    for mut c in conns {
+        use tokio::io::AsyncReadExt;
+        let mut b = [0u8; 12];
+        c.read_exact(&mut b).await.unwrap();
+        let status = String::from_utf8_lossy(&b[9..12]).to_string();
+        if status == "202" {
             accepted += 1;
         }
+        statuses.push(status);
     }
+    eprintln!("statuses: {statuses:?}");
     assert!(
         accepted <= 2,
         "{accepted} uploads open from one address with a cap of 2 ({} sessions in the table)",
