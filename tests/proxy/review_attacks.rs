@@ -156,3 +156,39 @@ async fn review_the_header_read_timeout_is_enforced() {
         "a connection with half a request head is still open 4 s after a 1 s header timeout"
     );
 }
+
+/// A throttled CompleteLayerUpload answers 429 "retry this request", but unlike a throttled part
+/// the upload does not go back to where the request began: the same PUT sent again (a monolithic
+/// PUT with its body) appends the body a second time, the digest no longer matches and the upload
+/// is destroyed.
+#[tokio::test]
+async fn review_a_throttled_complete_cannot_be_retried_as_told() {
+    // The SDK's three attempts at the first CompleteLayerUpload are throttled.
+    let s = Stack::start_faulty(&[], "CompleteLayerUpload:throttle=1,count=3", 1).await;
+    let bytes = data(30, MIB);
+    let d = digest(&bytes);
+    let r = request("POST", &s.url("/v2/review/complete/blobs/uploads/"), &[], Bytes::new()).await;
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").to_string();
+    let put = || async {
+        request(
+            "PUT",
+            &s.url(&format!("{loc}?digest={d}")),
+            &[],
+            bytes.clone(),
+        )
+        .await
+    };
+    let r = put().await;
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("retry-after"), "1");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = put().await;
+    assert_eq!(
+        r.status,
+        201,
+        "the same PUT retried after a 429: {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+}
