@@ -192,3 +192,35 @@ async fn review_a_throttled_complete_cannot_be_retried_as_told() {
         String::from_utf8_lossy(&r.body)
     );
 }
+
+/// A part that fails while its own request waits for memory for the next part keeps its buffer
+/// (and promise) in the finished task until someone joins it; only that request could, and it is
+/// waiting for memory. So the request waits the whole `budget_wait`, answers 429 "other uploads
+/// are using the proxy's upload memory" (it is its own), and meanwhile nobody else can have that
+/// buffer. Here the budget holds one part: one throttled part stops every push for budget_wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memory() {
+    let s = Stack::start_faulty(
+        &[
+            ("ECR_PROXY_PART_SIZE", "5MiB"),
+            ("ECR_PROXY_BUFFER_BUDGET", "7MiB"),
+            ("ECR_PROXY_BUDGET_WAIT_SECS", "15"),
+        ],
+        "UploadLayerPart:throttle=1,count=3",
+        1,
+    )
+    .await;
+    let r = request("POST", &s.url("/v2/review/selfwait/blobs/uploads/"), &[], Bytes::new()).await;
+    assert_eq!(r.status, 202);
+    let loc = r.header("location").to_string();
+    let began = std::time::Instant::now();
+    // 5 MiB fill part 1 (shipped, throttled three times); the 6th MiB needs a second buffer.
+    let r = request("PATCH", &s.url(&loc), &[], data(40, 6 * MIB)).await;
+    let took = began.elapsed();
+    let body = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        took < Duration::from_secs(8) && !body.contains("budget"),
+        "answered after {took:?} (the part's three throttled attempts take at most ~3 s): {} {body}",
+        r.status
+    );
+}
