@@ -224,3 +224,24 @@ async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memor
         r.status
     );
 }
+
+/// `check_content_range` computes `end - start + 1` on client numbers: `0-18446744073709551615`
+/// overflows. With overflow checks (debug builds, these tests) the handler panics and the client
+/// gets no answer; in release it wraps (no panic, but the length check compares against 0).
+#[tokio::test]
+async fn review_a_huge_content_range_does_not_panic_the_handler() {
+    use tokio::io::AsyncReadExt;
+    let s = Stack::start().await;
+    let r = request("POST", &s.url("/v2/review/range/blobs/uploads/"), &[], Bytes::new()).await;
+    let loc = r.header("location").to_string();
+    let mut c = TcpStream::connect(s.proxy.addr()).await.unwrap();
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Range: 0-18446744073709551615\r\nContent-Length: 1\r\n\r\nx",
+        s.host()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 416"), "answer: {text:?}");
+}
