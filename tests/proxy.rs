@@ -29,3 +29,5 @@ mod skopeo;
 mod support;
 #[path = "proxy/uploads.rs"]
 mod uploads;
+#[path = "proxy/review_attacks.rs"]
+mod review_attacks;

@@ -59,3 +59,99 @@ async fn each_client_address_has_its_own_cap() {
     s.create("a/b", "u3".into(), 5 << 20, a);
     assert!(s.admit(a).is_err());
 }
+
+// ---- Review: cancel-safety of parking and restoring a tail (a request future dropped mid-way,
+// e.g. an HTTP/2 RST_STREAM or a closed connection, while it awaits the spool). ----
+
+use super::writer::{Tail, Writer, WriterCtx};
+use bytes::Bytes;
+
+async fn review_ctx(s: &Sessions) -> WriterCtx {
+    let upstream = crate::ecr::Upstream {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        static_credentials: Some(("AKIDEXAMPLE".into(), "secret".into())),
+        registry_id: None,
+    };
+    WriterCtx {
+        ecr: crate::ecr::Ecr::connect(&upstream).await,
+        budget: s.budget.clone(),
+        spool: s.spool.clone(),
+        budget_wait: Duration::from_secs(1),
+    }
+}
+
+/// Raw bytes the tail holds, whichever form it is in.
+fn tail_raw(state: &session::State) -> u64 {
+    match &state.tail {
+        Tail::Empty => 0,
+        Tail::Filling(body, _) => body.raw_len(),
+        Tail::Parked(parked, _) => parked.raw_len(),
+    }
+}
+
+#[tokio::test]
+async fn review_a_request_dropped_while_its_parked_tail_loads_loses_the_tail() {
+    let s = table(Duration::from_secs(60), 10);
+    let ctx = review_ctx(&s).await;
+    let session = s.create("a/b", "u".into(), 5 << 20, None);
+    let mut w = Writer::lock(session.clone(), ctx.clone()).await;
+    w.write(Bytes::from(vec![7u8; 1000])).await.unwrap();
+    w.park().await.unwrap();
+    drop(w);
+    {
+        let st = session.state.lock().await;
+        assert!(matches!(st.tail, Tail::Parked(..)));
+        assert_eq!(tail_raw(&st), 1000);
+    }
+    // The next request brings the tail back, and is dropped while the spool file is read.
+    let mut w = Writer::lock(session.clone(), ctx.clone()).await;
+    let dropped = tokio::select! {
+        biased;
+        _ = w.write(Bytes::from_static(b"x")) => false,
+        () = std::future::ready(()) => true,
+    };
+    assert!(dropped, "dropped mid-write");
+    drop(w);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let st = session.state.lock().await;
+    assert_eq!(
+        st.committed + tail_raw(&st),
+        st.received,
+        "received ({}) must be what ECR holds ({}) plus the tail ({}): the parked bytes were lost \
+         but Range still claims them, so the next part is sent without them",
+        st.received,
+        st.committed,
+        tail_raw(&st)
+    );
+}
+
+#[tokio::test]
+async fn review_a_request_dropped_while_it_parks_loses_the_tail_and_leaks_the_spool() {
+    let s = table(Duration::from_secs(60), 10);
+    let ctx = review_ctx(&s).await;
+    let session = s.create("a/b", "u".into(), 5 << 20, None);
+    let mut w = Writer::lock(session.clone(), ctx.clone()).await;
+    w.write(Bytes::from(vec![7u8; 1 << 20])).await.unwrap();
+    // feed() parks a stalled body's tail; the request is dropped while the spool file is written.
+    let dropped = tokio::select! {
+        biased;
+        _ = w.park() => false,
+        () = std::future::ready(()) => true,
+    };
+    assert!(dropped, "dropped mid-park");
+    drop(w);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lost = {
+        let st = session.state.lock().await;
+        (st.received, st.committed + tail_raw(&st))
+    };
+    let files = std::fs::read_dir(s.spool.dir()).unwrap().count();
+    let used = s.spool.used();
+    assert_eq!(
+        (lost.0, files, used),
+        (lost.1, 0, 0),
+        "(received, spool files, spool bytes counted) should be (committed + tail, 0, 0): the tail \
+         is gone while Range claims it, and an orphan file stays counted against spool_max forever"
+    );
+}
