@@ -21,6 +21,8 @@ mod memory;
 mod pull;
 #[path = "proxy/resilience.rs"]
 mod resilience;
+#[path = "proxy/review_attacks.rs"]
+mod review_attacks;
 #[path = "proxy/roundtrip.rs"]
 mod roundtrip;
 #[path = "proxy/skopeo.rs"]
@@ -29,5 +31,3 @@ mod skopeo;
 mod support;
 #[path = "proxy/uploads.rs"]
 mod uploads;
-#[path = "proxy/review_attacks.rs"]
-mod review_attacks;

@@ -81,6 +81,11 @@ impl PartBody {
         self.raw_len
     }
 
+    /// The body so far: what `park` asks the caller to save.
+    pub fn written(&self) -> &[u8] {
+        &self.buf[..self.pos]
+    }
+
     /// Take the buffer away: the body so far is its first `ParkedBody::len()` bytes, which the
     /// caller saves; `ParkedBody::restore` goes on from a buffer holding them again.
     pub fn park(self) -> (BytesMut, ParkedBody) {

@@ -23,10 +23,45 @@ use std::time::Duration;
 /// (a chunked client's next PATCH usually comes sooner, and then nothing is written).
 const PARK_GRACE: Duration = Duration::from_secs(1);
 
+/// One of a client's upload slots; given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    per_client: Arc<DashMap<IpAddr, usize>>,
+    pub(crate) client: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(c) = self.client else { return };
+        if let dashmap::Entry::Occupied(mut e) = self.per_client.entry(c) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+}
+
+/// What a client is counted as: its address, or for IPv6 its /64 (one host may hold a whole
+/// /64, so counting single addresses would let it open uploads without limit).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
 /// All sessions, and the budget and spool their tails draw on.
 pub struct Sessions {
     table: DashMap<String, Arc<Session>>,
-    per_client: DashMap<IpAddr, usize>,
+    per_client: Arc<DashMap<IpAddr, usize>>,
     pub budget: Budget,
     pub spool: Arc<Spool>,
     idle: Duration,
@@ -47,7 +82,7 @@ impl Sessions {
     pub fn new(budget_bytes: u64, idle: Duration, max_per_client: usize, spool: Spool) -> Sessions {
         Sessions {
             table: DashMap::new(),
-            per_client: DashMap::new(),
+            per_client: Arc::default(),
             budget: Budget::new(budget_bytes),
             spool: Arc::new(spool),
             idle,
@@ -55,23 +90,37 @@ impl Sessions {
         }
     }
 
-    /// Whether `client` may open another upload.
-    pub fn admit(&self, client: Option<IpAddr>) -> Result<(), TooManyUploads> {
-        let Some(client) = client else { return Ok(()) };
-        let open = self.per_client.get(&client).map_or(0, |n| *n);
-        if open >= self.max_per_client {
-            return Err(TooManyUploads { client, open });
+    /// Take one of `client`'s upload slots, if it has one left. Checked and counted in one step
+    /// (so simultaneous POSTs cannot all pass the check); the slot is given back when the
+    /// `Slot` is dropped: by the session it is given to, or at once if the upload never starts.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<Slot, TooManyUploads> {
+        let Some(client) = client.map(client_key) else {
+            return Ok(Slot {
+                per_client: self.per_client.clone(),
+                client: None,
+            });
+        };
+        let mut open = self.per_client.entry(client).or_insert(0);
+        if *open >= self.max_per_client {
+            return Err(TooManyUploads {
+                client,
+                open: *open,
+            });
         }
-        Ok(())
+        *open += 1;
+        Ok(Slot {
+            per_client: self.per_client.clone(),
+            client: Some(client),
+        })
     }
 
-    /// Register a new session for `repo` and ECR upload `ecr_upload_id`, opened by `client`.
+    /// Register a new session for `repo` and ECR upload `ecr_upload_id`, holding `slot`.
     pub fn create(
         &self,
         repo: &str,
         ecr_upload_id: String,
         part_size: u64,
-        client: Option<IpAddr>,
+        slot: Slot,
     ) -> Arc<Session> {
         let id = format!(
             "{}{}",
@@ -83,12 +132,9 @@ impl Sessions {
             repo,
             ecr_upload_id,
             part_size,
-            client,
+            slot,
         ));
         s.touch();
-        if let Some(c) = client {
-            *self.per_client.entry(c).or_insert(0) += 1;
-        }
         self.table.insert(id, s.clone());
         s
     }
@@ -103,14 +149,6 @@ impl Sessions {
     pub fn remove(&self, id: &str) {
         if let Some((_, s)) = self.table.remove(id) {
             s.cancellation().cancel();
-            if let Some(c) = s.client() {
-                if let dashmap::Entry::Occupied(mut e) = self.per_client.entry(c) {
-                    *e.get_mut() -= 1;
-                    if *e.get() == 0 {
-                        e.remove();
-                    }
-                }
-            }
         }
     }
 
@@ -137,15 +175,17 @@ impl Sessions {
         stale.len()
     }
 
-    /// Park the in-memory tails of sessions no request holds and idle for at least `idle`.
-    pub async fn park_idle(&self, idle: Duration) -> usize {
-        let candidates: Vec<Arc<Session>> = self
+    /// Park the in-memory tails of sessions no request holds and idle for at least `idle`,
+    /// longest idle first. Returns how many were parked and how many the spool refused.
+    pub async fn park_idle(&self, idle: Duration) -> (usize, usize) {
+        let mut candidates: Vec<Arc<Session>> = self
             .table
             .iter()
             .filter(|e| e.value().idle_for() >= idle)
             .map(|e| e.value().clone())
             .collect();
-        let mut parked = 0;
+        candidates.sort_by_key(|s| std::cmp::Reverse(s.idle_for()));
+        let (mut parked, mut refused) = (0, 0);
         for s in candidates {
             let Ok(mut state) = s.state.clone().try_lock_owned() else {
                 continue; // a request holds it: it parks its own tail when bytes stop
@@ -154,12 +194,23 @@ impl Sessions {
             if !state.has_memory() {
                 continue;
             }
-            match writer::park(&mut state, &s, &self.budget, &self.spool).await {
-                Ok(()) => parked += 1,
-                Err(e) => tracing::warn!(session = %s.id(), "cannot park an idle upload: {e}"),
+            let (budget, spool) = (self.budget.clone(), self.spool.clone());
+            // Writing a tail (up to 1.34 x part size) blocks: do it off the runtime's threads.
+            let done = tokio::task::spawn_blocking(move || {
+                let r = writer::park(&mut state, &s, &budget, &spool);
+                (r, s)
+            })
+            .await;
+            match done {
+                Ok((Ok(()), _)) => parked += 1,
+                Ok((Err(e), s)) => {
+                    refused += 1;
+                    tracing::debug!(session = %s.id(), "cannot park an idle upload: {e}");
+                }
+                Err(e) => tracing::warn!("parking an idle upload failed: {e}"),
             }
         }
-        parked
+        (parked, refused)
     }
 
     /// Every second: park tails idle past the grace, free unused part buffers and, every
@@ -180,11 +231,18 @@ impl Sessions {
                 };
                 drop(budget);
                 let Some(s) = weak.upgrade() else { return };
-                let n = s
+                let (n, refused) = s
                     .park_idle(if pressed { Duration::ZERO } else { PARK_GRACE })
                     .await;
                 if n > 0 {
                     tracing::debug!(parked = n, pressed, "parked idle uploads' tails");
+                }
+                if refused > 0 {
+                    tracing::warn!(
+                        refused,
+                        spool_bytes = s.spool.used(),
+                        "the spool refused idle uploads' tails; they stay in memory"
+                    );
                 }
                 s.budget.trim_stale();
                 if last_expiry.elapsed() >= every {

@@ -13,7 +13,13 @@ use tokio::net::TcpStream;
 async fn review_concurrent_posts_bypass_the_per_client_cap() {
     let s = Stack::start_with(&[("ECR_PROXY_MAX_UPLOADS_PER_CLIENT", "2")]).await;
     // The repository exists first, so every POST only waits for InitiateLayerUpload.
-    let r = request("POST", &s.url("/v2/review/cap/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/review/cap/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 202);
     // Connections opened first, then every request head written at once.
     let mut conns = Vec::new();
@@ -60,7 +66,13 @@ async fn review_a_byte_a_second_per_upload_holds_the_budget_from_everyone() {
     .await;
     let mut drips = Vec::new();
     for _ in 0..2 {
-        let r = request("POST", &s.url("/v2/review/drip/blobs/uploads/"), &[], Bytes::new()).await;
+        let r = request(
+            "POST",
+            &s.url("/v2/review/drip/blobs/uploads/"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         let loc = r.header("location").to_string();
         let mut c = TcpStream::connect(s.proxy.addr()).await.unwrap();
@@ -115,7 +127,13 @@ async fn review_a_full_spool_lets_idle_uploads_hold_the_budget() {
     .await;
     // Three abandoned uploads with a 1 MiB tail each (1.33 MiB parked): the first fills the spool.
     for i in 0..3 {
-        let r = request("POST", &s.url("/v2/review/full/blobs/uploads/"), &[], Bytes::new()).await;
+        let r = request(
+            "POST",
+            &s.url("/v2/review/full/blobs/uploads/"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
         assert_eq!(r.status, 202);
         let loc = r.header("location").to_string();
         let r = request("PATCH", &s.url(&loc), &[], data(20 + i, MIB)).await;
@@ -148,7 +166,9 @@ async fn review_the_header_read_timeout_is_enforced() {
     use tokio::io::AsyncReadExt;
     let s = Stack::start_with(&[("ECR_PROXY_HEADER_TIMEOUT_SECS", "1")]).await;
     let mut c = TcpStream::connect(s.proxy.addr()).await.unwrap();
-    c.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    c.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut b = [0u8; 256];
     let closed = tokio::time::timeout(Duration::from_secs(4), c.read(&mut b)).await;
     assert!(
@@ -167,7 +187,13 @@ async fn review_a_throttled_complete_cannot_be_retried_as_told() {
     let s = Stack::start_faulty(&[], "CompleteLayerUpload:throttle=1,count=3", 1).await;
     let bytes = data(30, MIB);
     let d = digest(&bytes);
-    let r = request("POST", &s.url("/v2/review/complete/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/review/complete/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 202);
     let loc = r.header("location").to_string();
     let put = || async {
@@ -210,7 +236,13 @@ async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memor
         1,
     )
     .await;
-    let r = request("POST", &s.url("/v2/review/selfwait/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/review/selfwait/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(r.status, 202);
     let loc = r.header("location").to_string();
     let began = std::time::Instant::now();
@@ -232,7 +264,13 @@ async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memor
 async fn review_a_huge_content_range_does_not_panic_the_handler() {
     use tokio::io::AsyncReadExt;
     let s = Stack::start().await;
-    let r = request("POST", &s.url("/v2/review/range/blobs/uploads/"), &[], Bytes::new()).await;
+    let r = request(
+        "POST",
+        &s.url("/v2/review/range/blobs/uploads/"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
     let loc = r.header("location").to_string();
     let mut c = TcpStream::connect(s.proxy.addr()).await.unwrap();
     let head = format!(

@@ -28,6 +28,7 @@ pub async fn start(
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
     let query = req.uri().query();
+    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
     if let Some(mount) = query_param(query, "mount") {
         if let Ok(d) = Digest::parse(&mount) {
             if super::blobs::size(app, name, &d)
@@ -39,7 +40,7 @@ pub async fn start(
                 return Ok(blob_created(name, &d));
             }
             if let Some(from) = query_param(query, "from") {
-                match copy_from(app, name, &d, &from).await {
+                match copy_from(app, name, &d, &from, client).await {
                     Ok(true) => return Ok(blob_created(name, &d)),
                     Ok(false) => {}
                     Err(e) => {
@@ -69,14 +70,14 @@ pub async fn start(
             };
         }
     }
-    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
-    app.sessions
+    let slot = app
+        .sessions
         .admit(client)
         .map_err(|e| RegistryError::TooManyRequests(e.to_string()))?;
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
     let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
-    let session = app.sessions.create(name, upload_id, part_size, client);
+    let session = app.sessions.create(name, upload_id, part_size, slot);
     tracing::debug!(session = %session.id(), ecr_upload = %session.ecr_upload_id(), part_size, "upload started");
     if req.body().is_end_stream() && digest.is_none() {
         return Ok(accepted(&session, StatusCode::ACCEPTED));
@@ -184,7 +185,13 @@ fn writer_ctx(app: &App) -> WriterCtx {
 /// Mount without the client re-sending the bytes: copy the layer from repository `from` into
 /// `name` inside the proxy (download from the source, upload into the target). `Ok(false)` when
 /// the source does not have it.
-async fn copy_from(app: &App, name: &str, digest: &Digest, from: &str) -> RegistryResult<bool> {
+async fn copy_from(
+    app: &App,
+    name: &str,
+    digest: &Digest,
+    from: &str,
+    client: Option<std::net::IpAddr>,
+) -> RegistryResult<bool> {
     if from == name || !crate::names::is_repository_name(from) {
         return Ok(false);
     }
@@ -203,10 +210,15 @@ async fn copy_from(app: &App, name: &str, digest: &Digest, from: &str) -> Regist
     if source.status() != StatusCode::OK {
         return Ok(false);
     }
+    // The copy is an upload on the client's behalf: it takes one of the client's slots.
+    let slot = app
+        .sessions
+        .admit(client)
+        .map_err(|e| RegistryError::TooManyRequests(e.to_string()))?;
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
     let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
-    let session = app.sessions.create(name, upload_id, part_size, None);
+    let session = app.sessions.create(name, upload_id, part_size, slot);
     let id = session.id().to_string();
     let mut w = Writer::lock(session, writer_ctx(app)).await;
     let copied = async {
@@ -262,6 +274,10 @@ impl From<WriteError> for Failure {
                     "{b}: other uploads are using the proxy's upload memory; retry this request"
                 )),
                 keep: true,
+            },
+            WriteError::Cancelled => Failure {
+                error: RegistryError::BlobUploadUnknown(e.to_string()),
+                keep: false,
             },
             WriteError::Spool(io) => Failure {
                 error: RegistryError::Unavailable(format!(

@@ -18,7 +18,8 @@ pub struct Session {
     repo: String,
     ecr_upload_id: String,
     part_size: u64,
-    client: Option<IpAddr>,
+    /// The client's upload slot, given back when the session is dropped.
+    slot: super::Slot,
     created: Instant,
     /// Bytes accepted from the client (a copy of `State::received`, readable without the lock).
     received: AtomicU64,
@@ -54,14 +55,14 @@ impl Session {
         repo: &str,
         ecr_upload_id: String,
         part_size: u64,
-        client: Option<IpAddr>,
+        slot: super::Slot,
     ) -> Session {
         Session {
             id,
             repo: repo.to_string(),
             ecr_upload_id,
             part_size,
-            client,
+            slot,
             created: Instant::now(),
             received: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),
@@ -93,8 +94,9 @@ impl Session {
         self.part_size
     }
 
+    /// The client the upload counts against (`None` for the proxy's own).
     pub fn client(&self) -> Option<IpAddr> {
-        self.client
+        self.slot.client
     }
 
     /// Bytes accepted from the client so far.

@@ -16,8 +16,8 @@ fn table(idle: Duration, max_per_client: usize) -> Sessions {
 #[tokio::test]
 async fn idle_sessions_expire_busy_or_not_and_busy_ones_are_told() {
     let s = table(Duration::from_millis(20), 10);
-    let idle = s.create("a/b", "u1".into(), 5 << 20, None);
-    let busy = s.create("a/b", "u2".into(), 5 << 20, None);
+    let idle = s.create("a/b", "u1".into(), 5 << 20, s.admit(None).unwrap());
+    let busy = s.create("a/b", "u2".into(), 5 << 20, s.admit(None).unwrap());
     assert_ne!(idle.id(), busy.id());
     assert_eq!(idle.id().len(), 64, "ids carry 2 x 122 random bits");
     let _held = busy.state.clone().lock_owned().await;
@@ -35,7 +35,10 @@ async fn idle_sessions_expire_busy_or_not_and_busy_ones_are_told() {
 #[tokio::test]
 async fn a_session_is_found_only_under_its_repository() {
     let s = table(Duration::from_secs(60), 10);
-    let id = s.create("a/b", "u".into(), 5 << 20, None).id().to_string();
+    let id = s
+        .create("a/b", "u".into(), 5 << 20, s.admit(None).unwrap())
+        .id()
+        .to_string();
     assert!(s.get("a/b", &id).is_some());
     assert!(s.get("a/c", &id).is_none());
     assert!(s.get("a/b", "guess").is_none());
@@ -46,21 +49,46 @@ async fn each_client_address_has_its_own_cap() {
     let s = table(Duration::from_secs(60), 2);
     let a = Some(IpAddr::from(Ipv4Addr::new(127, 0, 0, 2)));
     let b = Some(IpAddr::from(Ipv4Addr::new(127, 0, 0, 3)));
-    let first = s.create("a/b", "u1".into(), 5 << 20, a);
-    s.create("a/b", "u2".into(), 5 << 20, a);
+    let first = s.create("a/b", "u1".into(), 5 << 20, s.admit(a).unwrap());
+    let second_slot = s.admit(a).expect("a second upload");
     let refused = s.admit(a).expect_err("a third upload from one address");
-    assert_eq!(refused.open, 2);
+    assert_eq!(
+        refused.open, 2,
+        "a slot is counted as it is taken, before the upload starts"
+    );
+    drop(second_slot);
+    let kept = s
+        .admit(a)
+        .expect("an upload that never started gives its slot back");
     s.admit(b).expect("another address is not affected");
     s.admit(None)
         .expect("the proxy's own uploads are not capped");
     s.remove(first.id());
     s.remove(first.id());
-    s.admit(a).expect("a finished upload frees its slot, once");
-    s.create("a/b", "u3".into(), 5 << 20, a);
+    drop(first);
+    let third = s.admit(a).expect("a finished upload frees its slot, once");
     assert!(s.admit(a).is_err());
+    drop((kept, third));
 }
 
-// ---- Review: cancel-safety of parking and restoring a tail (a request future dropped mid-way,
+#[tokio::test]
+async fn an_ipv6_client_is_counted_by_its_slash_64() {
+    let s = table(Duration::from_secs(60), 1);
+    let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+    let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+    let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    let _held = s.admit(Some(one)).unwrap();
+    assert!(s.admit(Some(same_64)).is_err());
+    s.admit(Some(other_64)).expect("another /64");
+    let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap();
+    let _v4 = s.admit(Some(mapped)).unwrap();
+    assert!(
+        s.admit(Some("127.0.0.9".parse().unwrap())).is_err(),
+        "a mapped IPv4 is that IPv4"
+    );
+}
+
+// ---- Cancel-safety of parking and restoring a tail (a request future dropped mid-way,
 // e.g. an HTTP/2 RST_STREAM or a closed connection, while it awaits the spool). ----
 
 use super::writer::{Tail, Writer, WriterCtx};
@@ -91,13 +119,13 @@ fn tail_raw(state: &session::State) -> u64 {
 }
 
 #[tokio::test]
-async fn review_a_request_dropped_while_its_parked_tail_loads_loses_the_tail() {
+async fn a_request_dropped_while_a_parked_tail_comes_back_leaves_the_upload_consistent() {
     let s = table(Duration::from_secs(60), 10);
     let ctx = review_ctx(&s).await;
-    let session = s.create("a/b", "u".into(), 5 << 20, None);
+    let session = s.create("a/b", "u".into(), 5 << 20, s.admit(None).unwrap());
     let mut w = Writer::lock(session.clone(), ctx.clone()).await;
     w.write(Bytes::from(vec![7u8; 1000])).await.unwrap();
-    w.park().await.unwrap();
+    w.park().unwrap();
     drop(w);
     {
         let st = session.state.lock().await;
@@ -106,12 +134,12 @@ async fn review_a_request_dropped_while_its_parked_tail_loads_loses_the_tail() {
     }
     // The next request brings the tail back, and is dropped while the spool file is read.
     let mut w = Writer::lock(session.clone(), ctx.clone()).await;
-    let dropped = tokio::select! {
+    // Whether it is dropped before or after the load, the upload must stay consistent.
+    tokio::select! {
         biased;
-        _ = w.write(Bytes::from_static(b"x")) => false,
-        () = std::future::ready(()) => true,
+        _ = w.write(Bytes::from_static(b"x")) => {},
+        () = std::future::ready(()) => {},
     };
-    assert!(dropped, "dropped mid-write");
     drop(w);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let st = session.state.lock().await;
@@ -127,31 +155,31 @@ async fn review_a_request_dropped_while_its_parked_tail_loads_loses_the_tail() {
 }
 
 #[tokio::test]
-async fn review_a_request_dropped_while_it_parks_loses_the_tail_and_leaks_the_spool() {
+async fn parking_is_done_in_place_and_a_dropped_session_leaves_no_file() {
     let s = table(Duration::from_secs(60), 10);
     let ctx = review_ctx(&s).await;
-    let session = s.create("a/b", "u".into(), 5 << 20, None);
+    let session = s.create("a/b", "u".into(), 5 << 20, s.admit(None).unwrap());
     let mut w = Writer::lock(session.clone(), ctx.clone()).await;
     w.write(Bytes::from(vec![7u8; 1 << 20])).await.unwrap();
-    // feed() parks a stalled body's tail; the request is dropped while the spool file is written.
-    let dropped = tokio::select! {
-        biased;
-        _ = w.park() => false,
-        () = std::future::ready(()) => true,
-    };
-    assert!(dropped, "dropped mid-park");
+    // `park` has no await: a request cannot be dropped half-way through it.
+    w.park().unwrap();
     drop(w);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lost = {
+    {
         let st = session.state.lock().await;
-        (st.received, st.committed + tail_raw(&st))
-    };
-    let files = std::fs::read_dir(s.spool.dir()).unwrap().count();
-    let used = s.spool.used();
+        assert!(matches!(st.tail, Tail::Parked(..)));
+        assert_eq!(
+            (st.received, st.committed + tail_raw(&st)),
+            (1 << 20, 1 << 20)
+        );
+    }
+    assert_eq!(std::fs::read_dir(s.spool.dir()).unwrap().count(), 1);
     assert_eq!(
-        (lost.0, files, used),
-        (lost.1, 0, 0),
-        "(received, spool files, spool bytes counted) should be (committed + tail, 0, 0): the tail \
-         is gone while Range claims it, and an orphan file stays counted against spool_max forever"
+        s.spool.used(),
+        (1u64 << 20) / 3 * 4 + 18,
+        "the encoded body so far"
     );
+    s.remove(session.id());
+    drop(session);
+    assert_eq!(std::fs::read_dir(s.spool.dir()).unwrap().count(), 0);
+    assert_eq!(s.spool.used(), 0);
 }

@@ -61,6 +61,8 @@ pub enum WriteError {
     Busy(#[from] Exhausted),
     #[error("parking the upload's buffered bytes failed: {0}")]
     Spool(std::io::Error),
+    #[error("the upload was cancelled or expired")]
+    Cancelled,
 }
 
 /// One request's hold on a session: bytes in, parts out. Holding it is holding the session's lock.
@@ -125,26 +127,21 @@ impl Writer {
     }
 
     /// Make the tail a part buffer being filled: new memory, or the parked bytes brought back.
+    /// The tail is replaced only after the last await, so a request dropped while it waits for
+    /// memory leaves the upload as it was.
     async fn fill(&mut self) -> Result<(), WriteError> {
         if matches!(self.state.tail, Tail::Filling(..)) {
             return Ok(());
         }
-        let capacity = part_cost(self.session.part_size()) as usize;
-        let memory = self
-            .ctx
-            .budget
-            .take_within(capacity, self.ctx.budget_wait)
-            .await?;
-        let (buf, reservation) = memory.into_parts();
+        let memory = self.memory().await?;
+        let (mut buf, reservation) = memory.into_parts();
         match std::mem::replace(&mut self.state.tail, Tail::Empty) {
             Tail::Empty => {
                 self.state.tail = Tail::Filling(PartBody::new(buf), reservation);
             }
             Tail::Parked(parked, file) => {
-                let mut buf = buf;
                 buf.resize(buf.capacity(), 0);
-                let (buf, loaded) = file.load(buf).await;
-                if let Err(e) = loaded {
+                if let Err(e) = file.load(&mut buf) {
                     // The parked bytes are lost: the upload cannot go on.
                     self.ctx.budget.give(buf, reservation);
                     return Err(WriteError::Spool(e));
@@ -154,6 +151,38 @@ impl Writer {
             Tail::Filling(..) => unreachable!("checked above"),
         }
         Ok(())
+    }
+
+    /// A part buffer from the budget, waiting at most `budget_wait` in all. Meanwhile the part
+    /// in flight is watched: if it fails, that is the answer (the upload rewinds and its memory
+    /// is free at once); a cancelled upload stops waiting.
+    async fn memory(&mut self) -> Result<super::budget::PartMemory, WriteError> {
+        let capacity = part_cost(self.session.part_size()) as usize;
+        let deadline = tokio::time::Instant::now() + self.ctx.budget_wait;
+        let cancel = self.session.cancellation().clone();
+        loop {
+            let budget = self.ctx.budget.clone();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(flight) = self.state.in_flight.as_mut() else {
+                return tokio::select! {
+                    m = budget.take_within(capacity, left) => Ok(m?),
+                    () = cancel.cancelled() => Err(WriteError::Cancelled),
+                };
+            };
+            let joined = tokio::select! {
+                m = budget.take_within(capacity, left) => return Ok(m?),
+                () = cancel.cancelled() => return Err(WriteError::Cancelled),
+                joined = &mut flight.task => joined,
+            };
+            let start = self.start.clone();
+            settle_joined(
+                &mut self.state,
+                &self.session,
+                &self.ctx.budget,
+                start,
+                joined,
+            )?;
+        }
     }
 
     /// Send the filling tail as a part (the previous one has landed); its buffer goes back to
@@ -205,14 +234,13 @@ impl Writer {
     }
 
     /// Give up the tail's memory while no bytes come: park it in the spool.
-    pub async fn park(&mut self) -> Result<(), WriteError> {
+    pub fn park(&mut self) -> Result<(), WriteError> {
         park(
             &mut self.state,
             &self.session,
             &self.ctx.budget,
             &self.ctx.spool,
         )
-        .await
     }
 }
 
@@ -230,7 +258,19 @@ pub(super) async fn join(
         return Ok(());
     };
     let joined = (&mut flight.task).await;
-    let failed = state.in_flight.take().expect("present");
+    settle_joined(state, session, budget, start, joined)
+}
+
+/// `join`'s second half, once the part's task has answered: no await, so the state is never
+/// left half-way.
+fn settle_joined(
+    state: &mut State,
+    session: &Session,
+    budget: &Budget,
+    start: (u64, Sha256),
+    joined: Result<Sent, tokio::task::JoinError>,
+) -> Result<(), WriteError> {
+    let failed = state.in_flight.take().expect("the part that answered");
     let (e, kept) = match joined {
         Ok((Ok(()), _, _)) => {
             state.committed += failed.len;
@@ -292,31 +332,33 @@ pub(super) async fn settle(state: &mut State, session: &Session, budget: &Budget
 }
 
 /// Park `state`'s filling tail in the spool, handing its buffer back to the budget. An empty
-/// tail just hands its buffer back; if the spool cannot be written the tail stays in memory.
-pub(super) async fn park(
+/// tail just hands its buffer back; if the spool cannot take it the tail stays in memory. No
+/// await: the tail is replaced only once its bytes are safe in the spool.
+pub(super) fn park(
     state: &mut State,
     session: &Session,
     budget: &Budget,
     spool: &Spool,
 ) -> Result<(), WriteError> {
-    let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) else {
+    let Tail::Filling(body, _) = &state.tail else {
         return Ok(());
     };
+    let file = if body.raw_len() == 0 {
+        None
+    } else {
+        Some(
+            spool
+                .save(session.id(), body.written())
+                .map_err(WriteError::Spool)?,
+        )
+    };
+    let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) else {
+        unreachable!("matched above")
+    };
     let (buf, parked) = body.park();
-    if parked.is_empty() {
-        budget.give(buf, reservation);
-        return Ok(());
+    budget.give(buf, reservation);
+    if let Some(file) = file {
+        state.tail = Tail::Parked(parked, file);
     }
-    let (buf, saved) = spool.save(session.id(), buf, parked.len()).await;
-    match saved {
-        Ok(file) => {
-            budget.give(buf, reservation);
-            state.tail = Tail::Parked(parked, file);
-            Ok(())
-        }
-        Err(e) => {
-            state.tail = Tail::Filling(parked.restore(buf), reservation);
-            Err(WriteError::Spool(e))
-        }
-    }
+    Ok(())
 }

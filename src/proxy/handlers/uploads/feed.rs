@@ -52,7 +52,7 @@ where
                         }
                         if !parked {
                             parked = true;
-                            if let Err(e) = w.park().await {
+                            if let Err(e) = w.park() {
                                 tracing::warn!("cannot park a stalled upload's tail: {e}");
                             }
                         }
