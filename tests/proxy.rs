@@ -1,6 +1,8 @@
 //! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
 //! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
 
+#[path = "proxy/connections.rs"]
+mod connections;
 #[path = "proxy/docker.rs"]
 mod docker;
 #[path = "proxy/errors.rs"]
