@@ -126,10 +126,12 @@ impl AcceptFailures {
             .map_or(FIRST_PAUSE, |p| (p * 2).min(LONGEST_PAUSE));
         self.pause = Some(pause);
         if self.may_log() {
+            let earlier = match self.not_logged {
+                0 => String::new(),
+                n => format!(" ({n} more failures since the last such line)"),
+            };
             tracing::warn!(
-                "cannot accept connections: {e}; pausing accepts for {pause:?} \
-                 ({} failures since the last such line)",
-                self.not_logged,
+                "cannot accept connections: {e}; pausing accepts for {pause:?}{earlier}"
             );
             self.last_log = Some(Instant::now());
             self.not_logged = 0;
@@ -139,8 +141,10 @@ impl AcceptFailures {
         pause
     }
 
+    /// Note a successful accept; failures not logged yet are reported once a line is allowed.
     fn recovered(&mut self) {
-        if self.pause.take().is_some() && self.not_logged > 0 && self.may_log() {
+        self.pause = None;
+        if self.not_logged > 0 && self.may_log() {
             tracing::warn!(
                 "accepting connections again ({} failures since the last such line)",
                 self.not_logged

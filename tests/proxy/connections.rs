@@ -123,7 +123,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
 async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_time() {
     let env = [
         ("ECR_PROXY_HEADER_TIMEOUT_SECS", "1"),
-        ("ECR_PROXY_KEEP_ALIVE_SECS", "3"),
+        ("ECR_PROXY_KEEP_ALIVE_SECS", "5"),
     ];
     let served = Served::start(&env, None).await;
     let mut s = served.connect().await;
@@ -131,7 +131,7 @@ async fn idle_kept_alive_connections_are_closed_after_the_keep_alive_time() {
     assert_eq!(first.status, 200);
     assert_eq!(first.header("connection"), None, "kept alive");
     // Idle longer than the header timeout, shorter than the keep-alive time: still usable.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         get_v2(&mut s).await.status,
         200,
