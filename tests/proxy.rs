@@ -3,6 +3,8 @@
 
 #[path = "proxy/conformance.rs"]
 mod conformance;
+#[path = "proxy/connections.rs"]
+mod connections;
 #[path = "proxy/correctness.rs"]
 mod correctness;
 #[path = "proxy/crowd.rs"]

@@ -11,7 +11,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    crate::listener::accept_loop(listener, |_peer| {
+    // The emulator is a test double that many tests drive at once: generous limits.
+    let limits = crate::config::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_secs(60),
+        keep_alive_idle: std::time::Duration::from_secs(300),
+        max_connections: 16_384,
+    };
+    crate::listener::accept_loop(listener, &limits, |_peer| {
         let shared = shared.clone();
         service_fn(move |req| route(shared.clone(), req))
     })
