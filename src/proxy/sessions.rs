@@ -22,6 +22,9 @@ use std::time::Duration;
 /// A tail left in memory by a request that ended is parked once it has been idle this long
 /// (a chunked client's next PATCH usually comes sooner, and then nothing is written).
 const PARK_GRACE: Duration = Duration::from_secs(1);
+/// An upload idle this long whose tail the full spool refuses is ended when others wait for
+/// memory (chunked clients come back within milliseconds; this one has walked away).
+const EVICT_IDLE: Duration = Duration::from_secs(5);
 
 /// One of a client's upload slots; given back when dropped.
 #[derive(Debug)]
@@ -176,8 +179,9 @@ impl Sessions {
     }
 
     /// Park the in-memory tails of sessions no request holds and idle for at least `idle`,
-    /// longest idle first. Returns how many were parked and how many the spool refused.
-    pub async fn park_idle(&self, idle: Duration) -> (usize, usize) {
+    /// longest idle first. Returns how many were parked, and the sessions whose tails the spool
+    /// refused (they still hold memory).
+    pub async fn park_idle(&self, idle: Duration) -> (usize, Vec<Arc<Session>>) {
         let mut candidates: Vec<Arc<Session>> = self
             .table
             .iter()
@@ -185,7 +189,7 @@ impl Sessions {
             .map(|e| e.value().clone())
             .collect();
         candidates.sort_by_key(|s| std::cmp::Reverse(s.idle_for()));
-        let (mut parked, mut refused) = (0, 0);
+        let (mut parked, mut refused) = (0, Vec::new());
         for s in candidates {
             let Ok(mut state) = s.state.clone().try_lock_owned() else {
                 continue; // a request holds it: it parks its own tail when bytes stop
@@ -204,8 +208,8 @@ impl Sessions {
             match done {
                 Ok((Ok(()), _)) => parked += 1,
                 Ok((Err(e), s)) => {
-                    refused += 1;
                     tracing::debug!(session = %s.id(), "cannot park an idle upload: {e}");
+                    refused.push(s);
                 }
                 Err(e) => tracing::warn!("parking an idle upload failed: {e}"),
             }
@@ -231,18 +235,32 @@ impl Sessions {
                 };
                 drop(budget);
                 let Some(s) = weak.upgrade() else { return };
-                let (n, refused) = s
-                    .park_idle(if pressed { Duration::ZERO } else { PARK_GRACE })
-                    .await;
+                let contended = pressed || s.budget.is_contended();
+                let grace = if contended {
+                    Duration::ZERO
+                } else {
+                    PARK_GRACE
+                };
+                let (n, refused) = s.park_idle(grace).await;
                 if n > 0 {
-                    tracing::debug!(parked = n, pressed, "parked idle uploads' tails");
+                    tracing::debug!(parked = n, contended, "parked idle uploads' tails");
                 }
-                if refused > 0 {
+                if !refused.is_empty() {
                     tracing::warn!(
-                        refused,
+                        refused = refused.len(),
                         spool_bytes = s.spool.used(),
-                        "the spool refused idle uploads' tails; they stay in memory"
+                        "the spool is full: idle uploads' tails stay in memory"
                     );
+                }
+                // Memory is needed and an idle upload can neither park nor go on by itself: the
+                // one idle longest ends, rather than stop every other push until it expires.
+                let stuck = refused
+                    .iter()
+                    .filter(|r| r.idle_for() >= EVICT_IDLE)
+                    .max_by_key(|r| r.idle_for());
+                if let (true, Some(victim)) = (contended, stuck) {
+                    tracing::warn!(session = %victim.id(), repository = victim.repo(), idle_secs = victim.idle_for().as_secs(), "ended an idle upload whose tail the full spool refused, to free memory others wait for");
+                    s.remove(victim.id());
                 }
                 s.budget.trim_stale();
                 if last_expiry.elapsed() >= every {

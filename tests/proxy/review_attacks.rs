@@ -121,7 +121,8 @@ async fn review_a_byte_a_second_per_upload_holds_the_budget_from_everyone() {
 async fn review_a_full_spool_lets_idle_uploads_hold_the_budget() {
     let s = Stack::start_with(&[
         ("ECR_PROXY_BUFFER_BUDGET", "27MiB"), // two part buffers
-        ("ECR_PROXY_BUDGET_WAIT_SECS", "3"),
+        // Idle uploads the full spool refuses are ended after 5 s idle when memory is needed.
+        ("ECR_PROXY_BUDGET_WAIT_SECS", "15"),
         ("ECR_PROXY_SPOOL_MAX", "2MiB"),
     ])
     .await;

@@ -92,6 +92,11 @@ pub async fn start(
         }
     }
     .await;
+    // A one-request upload is retried as a new POST, never resumed: nothing is kept for it.
+    let outcome = outcome.map_err(|f| Failure {
+        keep: f.keep && digest.is_none(),
+        ..f
+    });
     respond(app, &w, outcome)
 }
 
@@ -126,6 +131,23 @@ pub async fn put(
     })?;
     let digest = Digest::parse(&digest).map_err(|e| RegistryError::DigestInvalid(e.to_string()))?;
     let mut w = lock(app, name, id).await?;
+    if let Some(begun) = w.completing() {
+        if is_resend(&w, &req, begun)? {
+            // The same PUT again after its completion was throttled: its bytes are in ECR.
+            let expected = w.received().saturating_sub(begun);
+            let outcome = async {
+                feed::discard(
+                    req.into_body(),
+                    expected,
+                    app.config.uploads.body_read_timeout,
+                )
+                .await?;
+                complete(app, &mut w, &digest).await
+            }
+            .await;
+            return respond(app, &w, outcome);
+        }
+    }
     if !req.body().is_end_stream() {
         check_content_range(&w, &req)?;
     }
@@ -295,8 +317,31 @@ impl From<RegistryError> for Failure {
     }
 }
 
+/// Whether a PUT to an upload whose completion failed resends that request's body: its
+/// `Content-Range` starts where that request began, or (without one) its length is what that
+/// request sent. A PUT with no body is no resend (it completes as usual).
+fn is_resend(w: &Writer, req: &Request<Incoming>, begun: u64) -> RegistryResult<bool> {
+    if req.body().is_end_stream() {
+        return Ok(false);
+    }
+    let sent = w.received().saturating_sub(begun);
+    Ok(match content_range(req)? {
+        Some((start, _)) => start == begun,
+        None => content_length(req) == Some(sent),
+    })
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
 /// Check the digest, send the last part, and complete the layer in ECR. `Some(digest)` on success.
 async fn complete(app: &App, w: &mut Writer, digest: &Digest) -> Result<Option<Digest>, Failure> {
+    if w.session().is_cancelled() {
+        return Err(WriteError::Cancelled.into());
+    }
     let computed = Digest::from_sha256(w.digest());
     if computed != *digest {
         return Err(digest_mismatch(digest, &computed).into());
@@ -304,10 +349,17 @@ async fn complete(app: &App, w: &mut Writer, digest: &Digest) -> Result<Option<D
     if w.received() > 0 {
         w.finish().await?;
         let s = w.session();
-        app.ecr
+        let completed = app
+            .ecr
             .complete_upload(s.repo(), s.ecr_upload_id(), digest.as_str())
-            .await
-            .map_err(WriteError::from)?;
+            .await;
+        if let Err(e) = completed {
+            let failure = Failure::from(WriteError::from(e));
+            if failure.keep {
+                w.set_completing();
+            }
+            return Err(failure);
+        }
     }
     Ok(Some(computed))
 }
@@ -318,29 +370,33 @@ fn digest_mismatch(given: &Digest, computed: &Digest) -> RegistryError {
     ))
 }
 
-/// A `Content-Range` must start where the upload stands.
-fn check_content_range(w: &Writer, req: &Request<Incoming>) -> RegistryResult<()> {
+/// The `Content-Range` of a chunk, if it has one: `<start>-<end>` (also `bytes=` or `bytes `).
+fn content_range(req: &Request<Incoming>) -> RegistryResult<Option<(u64, u64)>> {
     let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
-        return Ok(());
+        return Ok(None);
     };
     let text = v.to_str().unwrap_or("");
     let spec = text
         .trim()
         .trim_start_matches("bytes")
         .trim_start_matches(['=', ' ']);
-    let parsed = spec
-        .split_once('-')
-        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
-    let Some((start, end)) = parsed else {
-        return Err(RegistryError::BlobUploadInvalid(format!(
-            "Content-Range `{text}` is not of the form <start>-<end>"
-        )));
+    spec.split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
+        .map(Some)
+        .ok_or_else(|| {
+            RegistryError::BlobUploadInvalid(format!(
+                "Content-Range `{text}` is not of the form <start>-<end>"
+            ))
+        })
+}
+
+/// A `Content-Range` must start where the upload stands (and agree with `Content-Length`).
+fn check_content_range(w: &Writer, req: &Request<Incoming>) -> RegistryResult<()> {
+    let Some((start, end)) = content_range(req)? else {
+        return Ok(());
     };
-    let length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let consistent = end >= start && length.is_none_or(|l| l == end - start + 1);
+    let span = end.checked_sub(start).and_then(|d| d.checked_add(1));
+    let consistent = span.is_some_and(|n| content_length(req).is_none_or(|l| l == n));
     if start != w.received() || !consistent {
         let s = w.session();
         return Err(RegistryError::RangeInvalid {

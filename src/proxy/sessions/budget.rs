@@ -36,6 +36,9 @@ pub struct Budget {
     handoff: Arc<Mutex<VecDeque<oneshot::Sender<PartMemory>>>>,
     /// Told when someone has to wait for memory, so idle uploads give theirs up (`Sessions`).
     pressure: Arc<Notify>,
+    /// The same news for every request waiting for its client's next bytes: under pressure
+    /// they give their part buffer up after a short pause (`contended`).
+    pressure_all: Arc<Notify>,
     /// Requests waiting for memory: while there are any, newcomers queue behind them instead of
     /// taking a buffer handed back for the one that waited longest.
     waiting: Arc<AtomicUsize>,
@@ -77,6 +80,7 @@ impl Budget {
             free: Arc::default(),
             handoff: Arc::default(),
             pressure: Arc::default(),
+            pressure_all: Arc::default(),
             waiting: Arc::default(),
         }
     }
@@ -108,6 +112,7 @@ impl Budget {
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(self.waiting.clone());
         self.pressure.notify_one();
+        self.pressure_all.notify_waiters();
         tokio::time::timeout(wait, self.take(capacity))
             .await
             .map_err(|_| Exhausted(wait))
@@ -126,9 +131,19 @@ impl Budget {
         })
     }
 
-    /// Resolves when a `take_within` could not be served at once.
+    /// Resolves when a `take_within` could not be served at once (one listener: the reaper).
     pub async fn pressured(&self) {
         self.pressure.notified().await
+    }
+
+    /// Resolves, for every caller waiting here, when someone starts waiting for memory.
+    pub async fn contended(&self) {
+        self.pressure_all.notified().await
+    }
+
+    /// Whether anyone is waiting for memory right now.
+    pub fn is_contended(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
     }
 
     /// A buffer of at least `capacity` bytes: a free one if there is one, else new memory as

@@ -40,6 +40,9 @@ pub(super) struct State {
     pub(super) boundary: Sha256,
     pub(super) tail: Tail,
     pub(super) in_flight: Option<InFlight>,
+    /// Where the request began whose CompleteLayerUpload failed in a way worth retrying: every
+    /// byte is in ECR, and the same request sent again is a resend, not more bytes.
+    pub(super) completing: Option<u64>,
 }
 
 impl State {
@@ -74,6 +77,7 @@ impl Session {
                 boundary: <Sha256 as sha2::Digest>::new(),
                 tail: Tail::Empty,
                 in_flight: None,
+                completing: None,
             })),
         }
     }

@@ -92,6 +92,10 @@ impl Writer {
         &self.session
     }
 
+    pub fn budget(&self) -> &Budget {
+        &self.ctx.budget
+    }
+
     pub fn received(&self) -> u64 {
         self.state.received
     }
@@ -101,8 +105,19 @@ impl Writer {
         self.state.hasher.clone().finalize().into()
     }
 
+    /// Where the request began whose completion failed in a way worth retrying, if one did.
+    pub fn completing(&self) -> Option<u64> {
+        self.state.completing
+    }
+
+    /// This request's completion failed in a way worth retrying: its resend skips the body.
+    pub fn set_completing(&mut self) {
+        self.state.completing = Some(self.start.0);
+    }
+
     /// Take in one chunk of the client's body.
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), WriteError> {
+        self.state.completing = None;
         let part_size = self.session.part_size();
         while !chunk.is_empty() {
             self.fill().await?;

@@ -11,6 +11,10 @@ use tokio::time::Instant;
 
 /// A body that pauses this long gives its tail's memory back until bytes come again.
 const PARK_AFTER: Duration = Duration::from_secs(2);
+/// The same while someone waits for memory: a client that sends a byte now and then cannot keep
+/// a part buffer from those who would fill it (a stream at any useful speed never pauses this
+/// long between frames).
+const PARK_AFTER_UNDER_PRESSURE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -31,6 +35,7 @@ where
     B::Error: std::fmt::Display,
 {
     let cancel = w.session().cancellation().clone();
+    let budget = w.budget().clone();
     loop {
         let frame = {
             let next = body.frame();
@@ -38,19 +43,25 @@ where
             let since = Instant::now();
             let mut parked = false;
             loop {
+                let park_after = if budget.is_contended() {
+                    PARK_AFTER_UNDER_PRESSURE
+                } else {
+                    PARK_AFTER
+                };
                 let until = if parked {
                     since + timeout
                 } else {
-                    since + PARK_AFTER.min(timeout)
+                    since + park_after.min(timeout)
                 };
                 tokio::select! {
                     frame = &mut next => break frame,
                     () = cancel.cancelled() => return Err(FeedError::Cancelled),
+                    () = budget.contended(), if !parked => continue,
                     () = tokio::time::sleep_until(until) => {
                         if since.elapsed() >= timeout {
                             return Err(FeedError::Stalled(timeout));
                         }
-                        if !parked {
+                        if !parked && Instant::now() >= since + park_after.min(timeout) {
                             parked = true;
                             if let Err(e) = w.park() {
                                 tracing::warn!("cannot park a stalled upload's tail: {e}");
@@ -68,6 +79,34 @@ where
                     w.write(data).await?;
                 }
                 w.session().touch();
+            }
+        }
+    }
+}
+
+/// Read and drop a body the upload already has (a resent request), at most `expected` bytes.
+pub async fn discard<B>(mut body: B, expected: u64, timeout: Duration) -> Result<(), FeedError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let mut seen = 0u64;
+    loop {
+        let frame = tokio::time::timeout(timeout, body.frame())
+            .await
+            .map_err(|_| FeedError::Stalled(timeout))?;
+        match frame {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(FeedError::Body(e.to_string())),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    seen += data.len() as u64;
+                    if seen > expected {
+                        return Err(FeedError::Body(format!(
+                            "the resent request is longer than the {expected} bytes it sent before"
+                        )));
+                    }
+                }
             }
         }
     }
