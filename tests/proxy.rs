@@ -1,6 +1,8 @@
 //! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
 //! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
 
+#[path = "proxy/attacks.rs"]
+mod attacks;
 #[path = "proxy/conformance.rs"]
 mod conformance;
 #[path = "proxy/connections.rs"]
@@ -23,8 +25,6 @@ mod memory;
 mod pull;
 #[path = "proxy/resilience.rs"]
 mod resilience;
-#[path = "proxy/review_attacks.rs"]
-mod review_attacks;
 #[path = "proxy/roundtrip.rs"]
 mod roundtrip;
 #[path = "proxy/skopeo.rs"]

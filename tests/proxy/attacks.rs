@@ -1,5 +1,7 @@
-//! Review: attacks on upload sessions that the hardening does not stop (these tests are expected
-//! to fail on the reviewed code; each documents one finding).
+//! Attacks a review of the upload hardening found, each kept as a regression test: a race past
+//! the per-client cap, a byte-a-second body, a full spool, half a request head, a throttled
+//! completion retried, a failed part while its request waits for memory, an overflowing
+//! Content-Range.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -7,10 +9,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// The per-client cap is checked (`Sessions::admit`) before InitiateLayerUpload is awaited and
-/// counted (`Sessions::create`) only after it: POSTs sent at once all pass the check.
+/// POSTs sent at once cannot all pass the per-client cap: a slot is taken and counted in one
+/// step, before InitiateLayerUpload is awaited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_concurrent_posts_bypass_the_per_client_cap() {
+async fn concurrent_posts_cannot_bypass_the_per_client_cap() {
     let s = Stack::start_with(&[("ECR_PROXY_MAX_UPLOADS_PER_CLIENT", "2")]).await;
     // The repository exists first, so every POST only waits for InitiateLayerUpload.
     let r = request(
@@ -54,11 +56,10 @@ async fn review_concurrent_posts_bypass_the_per_client_cap() {
 }
 
 /// A body that sends one byte a second never pauses for `PARK_AFTER` (2 s) nor for the body
-/// timeout, so its request keeps a whole part buffer of the budget while sending almost nothing.
-/// A handful of such connections (budget / part cost: 38 with the defaults, all allowed by the
-/// per-client cap) spend the budget: every other push waits `budget_wait` and gets 429.
+/// timeout. Unless it gives its part buffer up while others wait for memory, a handful of such
+/// connections (budget / part cost: 38 with the defaults) would spend the budget for everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_a_byte_a_second_per_upload_holds_the_budget_from_everyone() {
+async fn a_byte_a_second_per_upload_cannot_hold_the_budget_from_everyone() {
     let s = Stack::start_with(&[
         ("ECR_PROXY_BUFFER_BUDGET", "27MiB"), // two part buffers (13.4 MiB each at 10 MiB parts)
         ("ECR_PROXY_BUDGET_WAIT_SECS", "3"),
@@ -113,12 +114,12 @@ async fn review_a_byte_a_second_per_upload_holds_the_budget_from_everyone() {
     );
 }
 
-/// Once the spool is full (`spool_max`, 4 GiB by default: about 3 GiB of client bytes), an idle
-/// tail cannot park and "stays in memory", holding a whole part buffer of the budget until the
-/// session expires (an hour by default). Budget / part cost idle uploads (38 by default) then
-/// stop every other push for that hour. Shown here with a small spool so it runs fast.
+/// Once the spool is full (`spool_max`), an idle tail cannot park and stays in memory. Unless
+/// such an upload is ended when others wait for memory, budget / part cost idle uploads (38 by
+/// default) would stop every other push until they expire (an hour by default). Shown with a
+/// small spool so it runs fast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_a_full_spool_lets_idle_uploads_hold_the_budget() {
+async fn a_full_spool_does_not_let_idle_uploads_hold_the_budget() {
     let s = Stack::start_with(&[
         ("ECR_PROXY_BUFFER_BUDGET", "27MiB"), // two part buffers
         // Idle uploads the full spool refuses are ended after 5 s idle when memory is needed.
@@ -160,10 +161,10 @@ async fn review_a_full_spool_lets_idle_uploads_hold_the_budget() {
     );
 }
 
-/// `[server]` limits are parsed (`config::limits::ConnectionLimits`) but nothing reads them: a
-/// client that sends half a request head keeps its connection (and fd) forever (slowloris).
+/// A client that sends half a request head does not keep its connection (and fd) beyond the
+/// header read timeout (slowloris; `connections.rs` tries it with 1,100 connections).
 #[tokio::test]
-async fn review_the_header_read_timeout_is_enforced() {
+async fn the_header_read_timeout_is_enforced() {
     use tokio::io::AsyncReadExt;
     let s = Stack::start_with(&[("ECR_PROXY_HEADER_TIMEOUT_SECS", "1")]).await;
     let mut c = TcpStream::connect(s.proxy.addr()).await.unwrap();
@@ -178,12 +179,10 @@ async fn review_the_header_read_timeout_is_enforced() {
     );
 }
 
-/// A throttled CompleteLayerUpload answers 429 "retry this request", but unlike a throttled part
-/// the upload does not go back to where the request began: the same PUT sent again (a monolithic
-/// PUT with its body) appends the body a second time, the digest no longer matches and the upload
-/// is destroyed.
+/// A throttled CompleteLayerUpload answers 429 "retry this request": the same PUT sent again (a
+/// monolithic PUT with its body) must complete, not append its body a second time.
 #[tokio::test]
-async fn review_a_throttled_complete_cannot_be_retried_as_told() {
+async fn a_throttled_complete_can_be_retried_as_told() {
     // The SDK's three attempts at the first CompleteLayerUpload are throttled.
     let s = Stack::start_faulty(&[], "CompleteLayerUpload:throttle=1,count=3", 1).await;
     let bytes = data(30, MIB);
@@ -220,13 +219,11 @@ async fn review_a_throttled_complete_cannot_be_retried_as_told() {
     );
 }
 
-/// A part that fails while its own request waits for memory for the next part keeps its buffer
-/// (and promise) in the finished task until someone joins it; only that request could, and it is
-/// waiting for memory. So the request waits the whole `budget_wait`, answers 429 "other uploads
-/// are using the proxy's upload memory" (it is its own), and meanwhile nobody else can have that
-/// buffer. Here the budget holds one part: one throttled part stops every push for budget_wait.
+/// A part that fails while its own request waits for memory for the next part: the request
+/// must see the failure (and the memory come free) at once, not wait the whole `budget_wait`
+/// for memory that is its own. Here the budget holds one part.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memory() {
+async fn a_failed_part_frees_its_memory_while_its_request_waits_for_memory() {
     let s = Stack::start_faulty(
         &[
             ("ECR_PROXY_PART_SIZE", "5MiB"),
@@ -258,11 +255,9 @@ async fn review_a_failed_part_holds_its_memory_while_its_request_waits_for_memor
     );
 }
 
-/// `check_content_range` computes `end - start + 1` on client numbers: `0-18446744073709551615`
-/// overflows. With overflow checks (debug builds, these tests) the handler panics and the client
-/// gets no answer; in release it wraps (no panic, but the length check compares against 0).
+/// `0-18446744073709551615` as a `Content-Range` must get an answer (416), not overflow.
 #[tokio::test]
-async fn review_a_huge_content_range_does_not_panic_the_handler() {
+async fn a_huge_content_range_does_not_panic_the_handler() {
     use tokio::io::AsyncReadExt;
     let s = Stack::start().await;
     let r = request(
