@@ -182,15 +182,16 @@ impl Sessions {
     /// longest idle first. Returns how many were parked, and the sessions whose tails the spool
     /// refused (they still hold memory).
     pub async fn park_idle(&self, idle: Duration) -> (usize, Vec<Arc<Session>>) {
-        let mut candidates: Vec<Arc<Session>> = self
+        // Each session's idle time is read once: it grows while the list is sorted.
+        let mut candidates: Vec<(Duration, Arc<Session>)> = self
             .table
             .iter()
-            .filter(|e| e.value().idle_for() >= idle)
-            .map(|e| e.value().clone())
+            .map(|e| (e.value().idle_for(), e.value().clone()))
+            .filter(|(idle_for, _)| *idle_for >= idle)
             .collect();
-        candidates.sort_by_key(|s| std::cmp::Reverse(s.idle_for()));
+        candidates.sort_by_key(|(idle_for, _)| std::cmp::Reverse(*idle_for));
         let (mut parked, mut refused) = (0, Vec::new());
-        for s in candidates {
+        for (_, s) in candidates {
             let Ok(mut state) = s.state.clone().try_lock_owned() else {
                 continue; // a request holds it: it parks its own tail when bytes stop
             };
