@@ -5,21 +5,24 @@
 //! (throttling, ECR unavailable, memory busy, a broken or stalled body) keeps the upload where
 //! the client can resume it (`Range`); one that cannot succeed ends it.
 
+mod chunk;
 mod feed;
+mod outcome;
 
 use super::blob_created;
 use crate::body::{self, Body};
 use crate::digest::Digest;
-use crate::ecr::Meaning;
 use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
 use crate::proxy::sessions::writer::{WriteError, Writer, WriterCtx};
 use crate::proxy::sessions::Session;
 use crate::proxy::{holder, repos, App};
-use feed::{feed, FeedError};
-use http::{header, Request, Response, StatusCode};
+use chunk::{check_content_range, is_resend};
+use feed::feed;
+use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
+use outcome::{accepted, respond, Failure};
 use std::sync::Arc;
 
 pub async fn start(
@@ -258,85 +261,6 @@ async fn copy_from(
     copied.map(|d| d.is_some()).map_err(|f| f.error)
 }
 
-/// Why a request failed, and whether the upload can go on.
-struct Failure {
-    error: RegistryError,
-    keep: bool,
-}
-
-impl From<FeedError> for Failure {
-    fn from(e: FeedError) -> Failure {
-        match e {
-            FeedError::Write(w) => w.into(),
-            FeedError::Cancelled => Failure {
-                error: RegistryError::BlobUploadUnknown(e.to_string()),
-                keep: false,
-            },
-            FeedError::Body(_) | FeedError::Stalled(_) => Failure {
-                error: RegistryError::BlobUploadInvalid(e.to_string()),
-                keep: true,
-            },
-        }
-    }
-}
-
-impl From<WriteError> for Failure {
-    fn from(e: WriteError) -> Failure {
-        match e {
-            WriteError::Ecr(e) => {
-                // What may succeed later keeps the upload; a refusal ends it.
-                let keep = matches!(e.kind.meaning(), Meaning::Throttled | Meaning::Transient);
-                Failure {
-                    error: e.into(),
-                    keep,
-                }
-            }
-            WriteError::Busy(b) => Failure {
-                error: RegistryError::TooManyRequests(format!(
-                    "{b}: other uploads are using the proxy's upload memory; retry this request"
-                )),
-                keep: true,
-            },
-            WriteError::Cancelled => Failure {
-                error: RegistryError::BlobUploadUnknown(e.to_string()),
-                keep: false,
-            },
-            WriteError::Spool(io) => Failure {
-                error: RegistryError::Unavailable(format!(
-                    "the proxy could not read back this upload's parked bytes ({io}); start the upload again"
-                )),
-                keep: false,
-            },
-        }
-    }
-}
-
-impl From<RegistryError> for Failure {
-    fn from(error: RegistryError) -> Failure {
-        Failure { error, keep: false }
-    }
-}
-
-/// Whether a PUT to an upload whose completion failed resends that request's body: its
-/// `Content-Range` starts where that request began, or (without one) its length is what that
-/// request sent. A PUT with no body is no resend (it completes as usual).
-fn is_resend(w: &Writer, req: &Request<Incoming>, begun: u64) -> RegistryResult<bool> {
-    if req.body().is_end_stream() {
-        return Ok(false);
-    }
-    let sent = w.received().saturating_sub(begun);
-    Ok(match content_range(req)? {
-        Some((start, _)) => start == begun,
-        None => content_length(req) == Some(sent),
-    })
-}
-
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-}
-
 /// Check the digest, send the last part, and complete the layer in ECR. `Some(digest)` on success.
 async fn complete(app: &App, w: &mut Writer, digest: &Digest) -> Result<Option<Digest>, Failure> {
     if w.session().is_cancelled() {
@@ -368,80 +292,4 @@ fn digest_mismatch(given: &Digest, computed: &Digest) -> RegistryError {
     RegistryError::DigestInvalid(format!(
         "the upload's content has digest {computed}, not {given}"
     ))
-}
-
-/// The `Content-Range` of a chunk, if it has one: `<start>-<end>` (also `bytes=` or `bytes `).
-fn content_range(req: &Request<Incoming>) -> RegistryResult<Option<(u64, u64)>> {
-    let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
-        return Ok(None);
-    };
-    let text = v.to_str().unwrap_or("");
-    let spec = text
-        .trim()
-        .trim_start_matches("bytes")
-        .trim_start_matches(['=', ' ']);
-    spec.split_once('-')
-        .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)))
-        .map(Some)
-        .ok_or_else(|| {
-            RegistryError::BlobUploadInvalid(format!(
-                "Content-Range `{text}` is not of the form <start>-<end>"
-            ))
-        })
-}
-
-/// A `Content-Range` must start where the upload stands (and agree with `Content-Length`).
-fn check_content_range(w: &Writer, req: &Request<Incoming>) -> RegistryResult<()> {
-    let Some((start, end)) = content_range(req)? else {
-        return Ok(());
-    };
-    let span = end.checked_sub(start).and_then(|d| d.checked_add(1));
-    let consistent = span.is_some_and(|n| content_length(req).is_none_or(|l| l == n));
-    if start != w.received() || !consistent {
-        let s = w.session();
-        return Err(RegistryError::RangeInvalid {
-            range: s.range(),
-            location: s.location(),
-            upload_id: s.id().to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Turn the outcome of a request into the answer, keeping or forgetting the session.
-fn respond(
-    app: &App,
-    w: &Writer,
-    outcome: Result<Option<Digest>, Failure>,
-) -> RegistryResult<Response<Body>> {
-    let session = w.session();
-    session.touch();
-    match outcome {
-        Ok(Some(digest)) => {
-            app.sessions.remove(session.id());
-            Ok(blob_created(session.repo(), &digest))
-        }
-        Ok(None) => Ok(accepted(session, StatusCode::ACCEPTED)),
-        Err(Failure { error, keep: true }) => Err(RegistryError::UploadKept {
-            error: Box::new(error),
-            range: session.range(),
-            location: session.location(),
-            upload_id: session.id().to_string(),
-        }),
-        Err(Failure { error, keep: false }) => {
-            app.sessions.remove(session.id());
-            Err(error)
-        }
-    }
-}
-
-fn accepted(session: &Session, status: StatusCode) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::LOCATION, session.location())
-        .header(header::RANGE, session.range())
-        .header("Docker-Upload-UUID", session.id())
-        .header(header::CONTENT_LENGTH, 0)
-        .body(body::empty())
-        .expect("valid response")
 }

@@ -9,7 +9,7 @@
 use super::budget::{Budget, Exhausted, Reservation};
 use super::session::{Session, State};
 use super::spool::{Spool, SpoolFile};
-use crate::ecr::{Ecr, EcrError, ErrorKind, ParkedBody, PartBody};
+use crate::ecr::{Ecr, EcrError, ParkedBody, PartBody};
 use crate::parts::part_cost;
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest as _, Sha256};
@@ -17,6 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
+
+mod rewind;
+use rewind::settle_joined;
+pub(super) use rewind::{join, settle};
 
 /// Client bytes hashed and encoded per step, so both passes read them from cache.
 const STEP: usize = 48 * 1024;
@@ -256,93 +260,6 @@ impl Writer {
             &self.ctx.budget,
             &self.ctx.spool,
         )
-    }
-}
-
-/// Wait for `state`'s part in flight, if any. When it failed, the upload goes back to `start`
-/// (where the request that joins it began) if the failed part holds every byte from ECR's end up
-/// to there (the request then had no effect), else to where ECR stands. Bytes after that point
-/// are dropped; `received` tells the client where it stands.
-pub(super) async fn join(
-    state: &mut State,
-    session: &Session,
-    budget: &Budget,
-    start: (u64, Sha256),
-) -> Result<(), WriteError> {
-    let Some(flight) = state.in_flight.as_mut() else {
-        return Ok(());
-    };
-    let joined = (&mut flight.task).await;
-    settle_joined(state, session, budget, start, joined)
-}
-
-/// `join`'s second half, once the part's task has answered: no await, so the state is never
-/// left half-way.
-fn settle_joined(
-    state: &mut State,
-    session: &Session,
-    budget: &Budget,
-    start: (u64, Sha256),
-    joined: Result<Sent, tokio::task::JoinError>,
-) -> Result<(), WriteError> {
-    let failed = state.in_flight.take().expect("the part that answered");
-    let (e, kept) = match joined {
-        Ok((Ok(()), _, _)) => {
-            state.committed += failed.len;
-            return Ok(());
-        }
-        Ok((Err(e), buf, reservation)) => (e, buf.zip(reservation)),
-        Err(join) => {
-            let e = EcrError::new(
-                ErrorKind::Unavailable,
-                "UploadLayerPart",
-                "TaskFailed",
-                join.to_string(),
-            );
-            (e, None)
-        }
-    };
-    let committed = state.committed;
-    let (start, start_hasher) = start;
-    if let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) {
-        budget.give(body.park().0, reservation);
-    }
-    let keep = start.saturating_sub(committed);
-    match kept {
-        Some((buf, reservation)) if start >= committed && keep <= failed.len => {
-            if keep > 0 {
-                state.tail = Tail::Filling(PartBody::rewind(buf, keep), reservation);
-            } else {
-                budget.give(buf, reservation);
-            }
-            state.received = start;
-            state.hasher = start_hasher;
-        }
-        other => {
-            if let Some((buf, reservation)) = other {
-                budget.give(buf, reservation);
-            }
-            state.received = committed;
-            state.hasher = failed.start.clone();
-        }
-    }
-    state.boundary = failed.start;
-    session.set_received(state.received);
-    tracing::info!(session = %session.id(), received = state.received, error = %e, "part failed; upload rewound");
-    Err(e.into())
-}
-
-/// Settle a part that finished while no request held the upload (its request ended first), so
-/// a failed part's buffer does not stay with an idle upload: everything received is kept when
-/// the failed part holds it all.
-pub(super) async fn settle(state: &mut State, session: &Session, budget: &Budget) {
-    if state
-        .in_flight
-        .as_ref()
-        .is_some_and(|f| f.task.is_finished())
-    {
-        let all = (state.received, state.hasher.clone());
-        let _ = join(state, session, budget, all).await;
     }
 }
 
