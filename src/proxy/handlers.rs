@@ -27,7 +27,7 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
     }
     let route = match route::parse(req.uri().path()) {
         Ok(r) => r,
-        Err(e) => return Ok(route_error(e).into_response(head)),
+        Err(e) => return Ok(route_error(e, req.method()).into_response(head)),
     };
     let span = tracing::info_span!("request", method = %req.method(), route = route_kind(&route), repository = route_name(&route).unwrap_or(""));
     let method = req.method().clone();
@@ -117,8 +117,19 @@ async fn ready(app: &App) -> Response<Body> {
     }
 }
 
-fn route_error(e: RouteError) -> RegistryError {
+fn route_error(e: RouteError, method: &Method) -> RegistryError {
     match e {
+        // No blob of another algorithm can exist here: reading one finds nothing, and deleting
+        // one is what ECR cannot do for any blob.
+        RouteError::UnstoredBlob(d) if *method == Method::DELETE => {
+            RegistryError::Unsupported(format!("ECR cannot delete a layer (and stores no `{d}`)"))
+        }
+        RouteError::UnstoredBlob(d) if matches!(*method, Method::GET | Method::HEAD) => {
+            RegistryError::BlobUnknown(format!("`{d}`: ECR stores only sha256 digests"))
+        }
+        RouteError::UnstoredBlob(d) => {
+            RegistryError::DigestInvalid(format!("`{d}` is not a sha256 digest"))
+        }
         RouteError::NotFound => RegistryError::NotFound,
         RouteError::NameInvalid(n, why) => {
             RegistryError::NameInvalid(format!("`{n}` cannot be a repository here: {why}"))

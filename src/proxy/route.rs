@@ -44,6 +44,10 @@ pub enum RouteError {
     NameInvalid(String, &'static str),
     #[error("invalid digest `{0}`")]
     DigestInvalid(String),
+    /// A blob named by a well-formed digest of an algorithm ECR does not store (`sha512:…`):
+    /// no such blob can exist here.
+    #[error("ECR stores only sha256 digests, not `{0}`")]
+    UnstoredBlob(String),
     #[error("invalid tag `{0}`")]
     TagInvalid(String),
 }
@@ -94,10 +98,16 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
     match (kind, last) {
         ("blobs", "uploads") => Ok(Route::UploadStart { name: name()? }),
         ("tags", "list") => Ok(Route::Tags { name: name()? }),
-        ("blobs", d) => Ok(Route::Blob {
-            name: name()?,
-            digest: digest_of(d)?,
-        }),
+        ("blobs", d) => {
+            let name = name()?;
+            match Digest::parse(d) {
+                Ok(digest) => Ok(Route::Blob { name, digest }),
+                Err(crate::digest::DigestError::UnsupportedAlgorithm(_)) => {
+                    Err(RouteError::UnstoredBlob(d.to_string()))
+                }
+                Err(_) => Err(RouteError::DigestInvalid(d.to_string())),
+            }
+        }
         ("referrers", d) => Ok(Route::Referrers {
             name: name()?,
             digest: digest_of(d)?,
@@ -215,6 +225,20 @@ mod tests {
             (
                 "/v2/ab/blobs/sha256:xyz".into(),
                 Err(RouteError::DigestInvalid("sha256:xyz".into())),
+            ),
+            (
+                format!("/v2/ab/blobs/sha512:{}", "a".repeat(128)),
+                Err(RouteError::UnstoredBlob(format!(
+                    "sha512:{}",
+                    "a".repeat(128)
+                ))),
+            ),
+            (
+                format!("/v2/ab/manifests/sha512:{}", "a".repeat(128)),
+                Err(RouteError::DigestInvalid(format!(
+                    "sha512:{}",
+                    "a".repeat(128)
+                ))),
             ),
             (
                 "/v2/ab/manifests/bad%20tag".into(),

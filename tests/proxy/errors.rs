@@ -282,3 +282,29 @@ async fn health_and_readiness() {
     assert_eq!((r.status, r.error_code().as_str()), (503, "UNAVAILABLE"));
     drop(proxy);
 }
+
+#[tokio::test]
+async fn a_blob_named_by_another_algorithm_is_unknown_and_cannot_be_deleted() {
+    let s = Stack::start().await;
+    let path = format!("/v2/ok/app/blobs/sha512:{}", "ab".repeat(64));
+    for method in ["GET", "HEAD"] {
+        let r = request(method, &s.url(&path), &[], Bytes::new()).await;
+        assert_eq!(r.status, 404, "{method}: no sha512 blob can exist in ECR");
+        if method == "GET" {
+            assert_eq!(r.error_code(), "BLOB_UNKNOWN");
+        }
+    }
+    let r = request("DELETE", &s.url(&path), &[], Bytes::new()).await;
+    assert_eq!((r.status, r.error_code().as_str()), (405, "UNSUPPORTED"));
+    let malformed = request(
+        "GET",
+        &s.url("/v2/ok/app/blobs/sha512:xyz"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (malformed.status, malformed.error_code().as_str()),
+        (400, "DIGEST_INVALID")
+    );
+}
