@@ -12,6 +12,35 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+const PREFIX: &str = "ecr-proxy-spool-";
+
+/// Remove the spool directories under `parent` left by proxies that died without cleaning up
+/// (`kill -9`, a crash): their parked tails belong to uploads nobody can resume. A directory
+/// counts as orphaned when no process has the pid in its name (checked through `/proc`; where
+/// there is no `/proc`, nothing is removed). Pids are per pid namespace, so proxies in different
+/// containers must not share one `spool_dir`. Returns how many were removed.
+fn remove_orphans(parent: &Path) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(PREFIX))
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok());
+            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
+}
+
 /// The spool directory; removed with its files when dropped.
 #[derive(Debug)]
 pub struct Spool {
@@ -35,8 +64,12 @@ impl Spool {
     pub fn create(parent: Option<&Path>, max: u64) -> std::io::Result<Spool> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         std::fs::create_dir_all(&parent)?;
+        let removed = remove_orphans(&parent);
+        if removed > 0 {
+            tracing::info!(removed, dir = %parent.display(), "removed spool directories of proxies that are gone");
+        }
         let dir = parent.join(format!(
-            "ecr-proxy-spool-{}-{}",
+            "{PREFIX}{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
@@ -138,5 +171,27 @@ mod tests {
         let dir = spool.dir().to_path_buf();
         drop(spool);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn spool_directories_of_dead_proxies_are_removed_at_start() {
+        let parent = std::env::temp_dir().join(format!("spool-orphans-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&parent).unwrap();
+        // A pid above the kernel's maximum (4194304) is never a live process.
+        let dead = parent.join(format!("{PREFIX}4294967295-x"));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("tail"), b"parked").unwrap();
+        let alive = parent.join(format!("{PREFIX}{}-y", std::process::id()));
+        std::fs::create_dir(&alive).unwrap();
+        let unrelated = parent.join("something-else");
+        std::fs::create_dir(&unrelated).unwrap();
+        let spool = Spool::create(Some(&parent), 10).unwrap();
+        assert!(!dead.exists(), "a dead proxy's spool is removed");
+        assert!(
+            alive.exists() && unrelated.exists(),
+            "a live one's and others are kept"
+        );
+        drop(spool);
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }
