@@ -22,7 +22,10 @@ pub struct Case {
     pub input: Value,
 }
 
-const LOAD: &str = "import json,sys,botocore\nfrom botocore.loaders import Loader\n\
+/// Loads the model through `botocore`, or through the copy newer AWS CLI v1 releases vendor as
+/// `awscli.botocore` (awscli 1.46 no longer depends on a separate botocore).
+const LOAD: &str = "import json,sys\ntry:\n import botocore\n from botocore.loaders import Loader\n\
+except ImportError:\n import awscli.botocore as botocore\n from awscli.botocore.loaders import Loader\n\
 json.dump({'version':botocore.__version__,'model':Loader().load_service_model('ecr','service-2','2015-09-21')},sys.stdout)";
 
 /// Interpreters to try: `python3`, `python`, and the one named on the `aws` script's `#!` line.
