@@ -122,6 +122,7 @@ impl RegistryError {
         match self {
             RegistryError::TooManyRequests(_) => Some("1"),
             RegistryError::Unavailable(_) => Some("5"),
+            RegistryError::UploadKept { error, .. } => error.retry_after(),
             _ => None,
         }
     }
@@ -137,11 +138,7 @@ impl RegistryError {
             .status(status)
             .header(header::CONTENT_TYPE, "application/json")
             .header("Docker-Distribution-API-Version", "registry/2.0");
-        let retry_after = match &self {
-            RegistryError::UploadKept { error, .. } => error.retry_after(),
-            e => e.retry_after(),
-        };
-        if let Some(secs) = retry_after {
+        if let Some(secs) = self.retry_after() {
             builder = builder.header(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
         match &self {

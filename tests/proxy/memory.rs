@@ -82,7 +82,7 @@ impl Drop for ProxyProcess {
 }
 
 /// `len` deterministic bytes, generated chunk by chunk as the body is sent.
-fn lazy_body(seed: u64, len: usize) -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
+fn lazy_body(seed: u64, len: usize) -> LazyBody {
     let chunk = MIB;
     let frames = (0..len.div_ceil(chunk)).map(move |i| -> Result<Frame<Bytes>, std::io::Error> {
         let n = chunk.min(len - i * chunk);
@@ -101,8 +101,16 @@ fn lazy_digest(seed: u64, len: usize) -> String {
 
 /// POST, one streamed PATCH of `len` bytes, PUT: as docker pushes a layer.
 async fn push_streamed(addr: &str, repo: &str, seed: u64, len: usize) -> String {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http();
+    let d = lazy_digest(seed, len);
+    push_body(addr, repo, "PATCH", lazy_body(seed, len), &d).await;
+    d
+}
+
+type LazyBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// POST, then `body` streamed with no length: in one PATCH (then a PUT without a body) or on
+/// the PUT itself (`method`). Asserts each answer; the blob's digest is `digest`.
+pub async fn push_body(addr: &str, repo: &str, method: &str, body: LazyBody, digest: &str) {
     let r = request(
         "POST",
         &format!("http://{addr}/v2/{repo}/blobs/uploads/"),
@@ -112,16 +120,27 @@ async fn push_streamed(addr: &str, repo: &str, seed: u64, len: usize) -> String 
     .await;
     assert_eq!(r.status, 202);
     let loc = r.header("location").to_string();
-    let req = http::Request::patch(format!("http://{addr}{loc}"))
-        .body(lazy_body(seed, len))
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let url = match method {
+        "PUT" => format!("http://{addr}{loc}?digest={digest}"),
+        _ => format!("http://{addr}{loc}"),
+    };
+    let req = http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(body)
         .unwrap();
-    let resp = client.request(req).await.expect("PATCH sent");
-    assert_eq!(resp.status(), 202, "PATCH of {repo}");
+    let resp = client.request(req).await.expect("body sent");
+    if method == "PUT" {
+        assert_eq!(resp.status(), 201, "PUT of {repo}");
+        return;
+    }
+    assert_eq!(resp.status(), 202, "{method} of {repo}");
     let loc = resp.headers()["location"].to_str().unwrap().to_string();
-    let d = lazy_digest(seed, len);
     let r = request(
         "PUT",
-        &format!("http://{addr}{loc}?digest={d}"),
+        &format!("http://{addr}{loc}?digest={digest}"),
         &[],
         Bytes::new(),
     )
@@ -132,7 +151,6 @@ async fn push_streamed(addr: &str, repo: &str, seed: u64, len: usize) -> String 
         "PUT of {repo}: {}",
         String::from_utf8_lossy(&r.body)
     );
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

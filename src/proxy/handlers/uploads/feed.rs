@@ -53,7 +53,10 @@ where
                 } else {
                     since + park_after.min(timeout)
                 };
+                // Biased: a frame that is ready is taken without polling (and so arming) the
+                // timer or the other signals: this loop runs once per frame of every push.
                 tokio::select! {
+                    biased;
                     frame = &mut next => break frame,
                     () = cancel.cancelled() => return Err(FeedError::Cancelled),
                     () = budget.contended(), if !parked => continue,
