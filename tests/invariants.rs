@@ -1,8 +1,9 @@
 //! Architecture invariants from README § Architecture, checked over the source tree: only the
 //! ECR client module imports `aws_sdk_ecr` (or the SDK's runtime crates); only `main.rs` exits
-//! the process or prints; the IAM policy in `deploy/` lists exactly the ECR actions the client
-//! calls.
+//! the process or prints; the IAM policies in `deploy/` list exactly the ECR actions the client
+//! needs (the read-only one exactly those a pull needs), scoped to a repository prefix.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -71,15 +72,15 @@ fn every_module_says_what_it_owns() {
     }
 }
 
-#[test]
-fn iam_policy_lists_exactly_the_actions_called() {
+/// The ECR operations `src/ecr*` calls (`self.client.<operation>()`), as API names.
+fn operations_called() -> BTreeSet<String> {
     let client: String = all_sources()
         .into_iter()
         .filter(|(path, _)| path == "src/ecr.rs" || path.starts_with("src/ecr/"))
         .map(|(_, text)| text)
         .collect();
     let compact: String = client.chars().filter(|c| !c.is_whitespace()).collect();
-    let mut called: Vec<String> = compact
+    compact
         .split("self.client.")
         .skip(1)
         .filter_map(|rest| rest.split("()").next())
@@ -90,24 +91,125 @@ fn iam_policy_lists_exactly_the_actions_called() {
                 .map(|w| w[..1].to_uppercase() + &w[1..])
                 .collect::<String>()
         })
-        .map(|op| format!("ecr:{op}"))
-        .collect();
-    called.sort();
-    called.dedup();
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/iam-policy.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let mut listed: Vec<String> = policy["Statement"][0]["Action"]
+        .collect()
+}
+
+/// The IAM action that authorizes an ECR operation (Service Authorization Reference for ECR).
+/// ListImageReferrers has no action of its own: ECR authorizes it as `ecr:BatchGetImage` (API
+/// reference, ListImageReferrers), so `ecr:ListImageReferrers` in a policy is an unknown action.
+fn iam_action(operation: &str) -> String {
+    match operation {
+        "ListImageReferrers" => "ecr:BatchGetImage".into(),
+        op => format!("ecr:{op}"),
+    }
+}
+
+/// Access levels from the Service Authorization Reference: what a pull needs (Read, List) and
+/// what changes the registry (Write). Every action the client needs must be in exactly one.
+const READ: [&str; 5] = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:DescribeRepositories",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
+];
+const WRITE: [&str; 6] = [
+    "ecr:BatchDeleteImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:CreateRepository",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+];
+
+/// The only action the policies grant on `"*"`: DescribeRepositories without repository names
+/// (the catalog, and the `/readyz` probe) names no repository a prefix could match.
+const UNSCOPED: [&str; 1] = ["ecr:DescribeRepositories"];
+const SCOPED_RESOURCE: &str = "arn:aws:ecr:REGION:ACCOUNT_ID:repository/PREFIX*";
+
+fn needed_actions() -> BTreeSet<String> {
+    let ops = operations_called();
+    assert!(ops.len() >= 10, "found only {ops:?}");
+    ops.iter().map(|op| iam_action(op)).collect()
+}
+
+/// The statements of `deploy/<file>` as (actions, resource).
+fn statements(file: &str) -> Vec<(BTreeSet<String>, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(policy["Version"], "2012-10-17", "{file}");
+    policy["Statement"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{file} has no Statement list"))
         .iter()
-        .map(|a| a.as_str().unwrap().to_string())
+        .map(|s| {
+            assert_eq!(s["Effect"], "Allow", "{file}: {s}");
+            let actions = s["Action"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file}: Action must be a list: {s}"))
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            let resource = s["Resource"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: Resource must be one string: {s}"))
+                .to_string();
+            (actions, resource)
+        })
+        .collect()
+}
+
+fn all_actions(file: &str) -> BTreeSet<String> {
+    statements(file).into_iter().flat_map(|(a, _)| a).collect()
+}
+
+#[test]
+fn every_action_the_client_needs_has_an_access_level() {
+    for action in needed_actions() {
+        let read = READ.contains(&action.as_str());
+        let write = WRITE.contains(&action.as_str());
+        assert!(
+            read != write,
+            "classify {action} as READ or WRITE (Service Authorization Reference)"
+        );
+    }
+}
+
+#[test]
+fn iam_policy_lists_exactly_the_actions_called() {
+    assert_eq!(all_actions("iam-policy.json"), needed_actions());
+}
+
+#[test]
+fn readonly_policy_lists_exactly_the_read_actions_and_no_write() {
+    let listed = all_actions("iam-policy-readonly.json");
+    let reads: BTreeSet<String> = needed_actions()
+        .into_iter()
+        .filter(|a| READ.contains(&a.as_str()))
         .collect();
-    listed.sort();
-    assert!(called.len() >= 10, "found only {called:?}");
-    assert_eq!(listed, called);
+    assert_eq!(listed, reads);
+    for write in WRITE {
+        assert!(!listed.contains(write), "read-only policy grants {write}");
+    }
+}
+
+#[test]
+fn policies_are_scoped_to_a_repository_prefix() {
+    for file in ["iam-policy.json", "iam-policy-readonly.json"] {
+        for (actions, resource) in statements(file) {
+            if resource == "*" {
+                for a in &actions {
+                    assert!(
+                        UNSCOPED.contains(&a.as_str()),
+                        "{file}: {a} is granted on every repository; scope it to {SCOPED_RESOURCE}"
+                    );
+                }
+            } else {
+                assert_eq!(resource, SCOPED_RESOURCE, "{file}: {actions:?}");
+            }
+        }
+    }
 }
