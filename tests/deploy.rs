@@ -1,14 +1,22 @@
 //! The deployment files tested against the code: the Kubernetes manifests under
-//! `deploy/kubernetes` (`deploy/kubernetes.rs`, reading them through `deploy/manifests.rs`) and the
-//! container image of `deploy/Dockerfile`, built offline and run (`deploy/image.rs`). The IAM
+//! `deploy/kubernetes` (`kubernetes.rs`: parsing, command line, config, probes; `pods.rs`: memory,
+//! grace, credentials, privileges, network), read through `manifests.rs`, `dockerfile.rs` and
+//! `proxy_container.rs`; and the container image of `deploy/Dockerfile`, built offline and run
+//! (`image.rs`). The IAM
 //! policies are checked in `tests/invariants.rs`.
 
+#[path = "deploy/dockerfile.rs"]
+mod dockerfile;
 #[path = "deploy/image.rs"]
 mod image;
 #[path = "deploy/kubernetes.rs"]
 mod kubernetes;
 #[path = "deploy/manifests.rs"]
 mod manifests;
+#[path = "deploy/pods.rs"]
+mod pods;
+#[path = "deploy/proxy_container.rs"]
+mod proxy_container;
 // The proxy tests' helpers (emulator client, OCI layouts, skopeo, tool checks); this target uses
 // a few of them.
 #[allow(dead_code)]
