@@ -158,6 +158,10 @@ pub enum CliError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Start(#[from] proxy::StartError),
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
+    Signals(std::io::Error),
+    #[error(transparent)]
+    Drain(#[from] proxy::DrainError),
 }
 
 /// Set up logging (`RUST_LOG` filters; default `info`).
@@ -187,35 +191,79 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             let config = config::load(args.config.as_deref(), &config::ProcessEnv, &flags)?;
             let running = proxy::start(config).await?;
+            // Before "ready": a signal from then on drains (earlier, it ends the process).
+            let mut signals = Signals::install()?;
             let upstream = running
                 .emulator()
                 .map(|e| e.endpoint())
                 .unwrap_or_else(|| "AWS".into());
             tracing::info!(registry = %format!("http://{}", running.addr()), %upstream, "ecr-proxy ready");
-            shutdown_signal().await;
+            let first = signals.next().await;
+            tracing::info!(
+                "{first} received: draining for up to {}s (a second SIGTERM or SIGINT stops at once)",
+                running.drain_period().as_secs()
+            );
+            let second = async {
+                let again = signals.next().await;
+                tracing::warn!("{again} received during the drain: stopping at once");
+            };
+            running.drain(second).await?;
             Ok(())
         }
         Command::Emulator(args) => {
             let tuning = emulator::EmulatorTuning {
                 upload_expiry: std::time::Duration::from_secs(args.upload_expiry_secs),
             };
+            let mut signals = Signals::install()?;
             let running = emulator::start_tuned(args.config(), tuning).await?;
             tracing::info!(endpoint = %running.endpoint(), data = %args.data.display(), "emulator ready");
-            shutdown_signal().await;
+            let signal = signals.next().await;
+            tracing::info!("{signal} received: stopping the emulator");
             running.shutdown();
             Ok(())
         }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT (Ctrl-C), caught from installation on, so that a second one during a
+/// drain is not lost. The first asks for a drain; a second stops at once (what operators expect
+/// of Ctrl-C pressed twice); the process exits 0 either way, as it stopped because it was told to.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).map_err(CliError::Signals)?,
+                int: signal(SignalKind::interrupt()).map_err(CliError::Signals)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
+    }
 }

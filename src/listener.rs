@@ -1,8 +1,10 @@
 //! The accept loop both servers (the registry and the emulator) run: accept TCP connections and
 //! serve each with HTTP/1.1 or HTTP/2 on its own task, within `ConnectionLimits`. Connections live
 //! in a set owned by the loop, so stopping the loop (aborting its task) closes them all: a clean
-//! restart in tests. This module knows nothing of routes; callers pass the service for each
-//! connection. `conn` owns one connection's timers (header read, keep-alive idle) and its socket.
+//! restart in tests. A `Stop` drains it instead (`drain`: the listening socket closed, idle
+//! connections closed, requests in progress given the drain period, then the rest cut). This
+//! module knows nothing of routes; callers pass the service for each connection. `conn` owns one
+//! connection's timers (header read, keep-alive idle), how it finishes on a drain, and its socket.
 //!
 //! Limits enforced here, and how:
 //! - at most `max_connections` at once: the loop stops calling `accept` at the cap, so further
@@ -14,6 +16,9 @@
 //!   are capped (see `builder`), because with hundreds of uploads they add up outside the budget.
 
 mod conn;
+mod drain;
+
+pub use drain::{Drained, Stop};
 
 use crate::body::Body;
 use crate::config::ConnectionLimits;
@@ -58,6 +63,22 @@ pub async fn accept_loop<S>(
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve(listener, limits, &Stop::default(), service).await;
+}
+
+/// Serve connections from `listener` within `limits` until `stop` drains the loop (or its task
+/// is aborted); `service` makes each connection's service, given the client's address.
+pub async fn serve<S>(
+    listener: TcpListener,
+    limits: &ConnectionLimits,
+    stop: &Stop,
+    service: impl Fn(std::net::SocketAddr) -> S,
+) -> Drained
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let builder = Arc::new(builder());
     let timers = conn::Timers {
         header_read: limits.header_read_timeout,
@@ -69,6 +90,7 @@ pub async fn accept_loop<S>(
     loop {
         let accepted = tokio::select! {
             biased;
+            () = stop.draining() => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept(), if connections.len() < max => accepted,
         };
@@ -79,17 +101,25 @@ pub async fn accept_loop<S>(
                 continue;
             }
             Err(e) => {
-                tokio::time::sleep(failures.failed(&e)).await;
-                continue;
+                tokio::select! {
+                    () = stop.draining() => break,
+                    () = tokio::time::sleep(failures.failed(&e)) => continue,
+                }
             }
         };
         failures.recovered();
         let _ = stream.set_nodelay(true);
         let service = service(peer);
         let builder = builder.clone();
-        connections
-            .spawn(async move { conn::serve(&builder, stream, peer, service, timers).await });
+        let drain = stop.for_connection();
+        connections.spawn(async move {
+            conn::serve(&builder, stream, peer, service, timers, drain).await
+        });
     }
+    // Closing the listening socket makes the kernel refuse new connections (and reset those
+    // still in its backlog), so clients and load balancers go elsewhere at once.
+    drop(listener);
+    drain::finish(&mut connections, limits.drain_period, stop).await
 }
 
 /// hyper's per-connection settings (the timers are `conn`'s, see there why not hyper's).

@@ -1,7 +1,8 @@
 //! The registry server: the OCI Distribution / Docker Registry v2 API, carried out with ECR API
 //! calls. `server` accepts connections and applies the tower layers; `handlers` parse the route
 //! and answer per resource; `sessions` hold blob uploads; `error` is the one place errors become
-//! responses. This module wires them together. It must not import `aws_sdk_ecr` (see `ecr`).
+//! responses. This module wires them together and stops them (`RunningProxy::drain`). It must
+//! not import `aws_sdk_ecr` (see `ecr`).
 
 pub mod error;
 mod fetch;
@@ -16,8 +17,11 @@ pub mod sessions;
 use crate::config::ProxyConfig;
 use crate::ecr::{Ecr, Upstream};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::listener::{Drained, Stop};
 use sessions::Sessions;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +32,8 @@ pub struct App {
     pub config: ProxyConfig,
     pub fetcher: fetch::Fetcher,
     pub manifests: manifest_cache::ManifestCache,
+    /// Set when a drain begins: `/readyz` answers 503 from then on.
+    pub draining: AtomicBool,
 }
 
 /// Bytes of manifests kept by digest.
@@ -53,11 +59,29 @@ pub enum StartError {
     },
 }
 
-/// A running proxy (with its embedded emulator under `--local`). Dropping it stops both.
+/// Why a drain did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("the accept loop ended abnormally: {0}")]
+    AcceptLoop(#[from] tokio::task::JoinError),
+}
+
+/// What a drain left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// Connections still open at the end of the drain period (or at a second signal), cut.
+    pub cut: usize,
+    /// Upload sessions open at the end: their clients must push those blobs again.
+    pub unfinished_uploads: usize,
+}
+
+/// A running proxy (with its embedded emulator under `--local`). Dropping it stops both at
+/// once; `drain` stops it gracefully.
 pub struct RunningProxy {
     addr: SocketAddr,
     app: Arc<App>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Drained>,
+    stop: Stop,
     emulator: Option<RunningEmulator>,
 }
 
@@ -83,6 +107,46 @@ impl RunningProxy {
 
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
+    }
+
+    /// How long `drain` lets requests in progress finish (`server.drain_secs`).
+    pub fn drain_period(&self) -> Duration {
+        self.app.config.connections.drain_period
+    }
+
+    /// Stop gracefully (SIGTERM): `/readyz` answers 503 at once; the listening socket is closed,
+    /// so new connections are refused; idle connections are closed; requests in progress get
+    /// `drain_period` to finish (each connection closes after its last answer); then the
+    /// connections left are cut. `stop_now` resolving (a second signal) cuts them at once. Each
+    /// step is logged, with the uploads left unfinished. The embedded emulator serves to the end.
+    pub async fn drain(
+        mut self,
+        stop_now: impl Future<Output = ()>,
+    ) -> Result<Stopped, DrainError> {
+        self.app.draining.store(true, Ordering::SeqCst);
+        tracing::info!("draining: /readyz answers 503 from now on");
+        self.stop.drain();
+        let drained = tokio::select! {
+            joined = &mut self.task => joined,
+            () = stop_now => {
+                self.stop.cut();
+                (&mut self.task).await
+            }
+        }?;
+        let unfinished_uploads = self.app.sessions.len();
+        if unfinished_uploads > 0 {
+            tracing::warn!(
+                unfinished_uploads,
+                "stopped: {unfinished_uploads} uploads unfinished (their clients must push those \
+                 blobs again)"
+            );
+        } else {
+            tracing::info!(unfinished_uploads, "stopped: 0 uploads unfinished");
+        }
+        Ok(Stopped {
+            cut: drained.cut,
+            unfinished_uploads,
+        })
     }
 }
 
@@ -139,13 +203,16 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
         config,
         fetcher,
         manifests,
+        draining: AtomicBool::new(false),
     });
     tracing::info!(%addr, "registry listening");
-    let task = tokio::spawn(server::accept_loop(listener, app.clone()));
+    let stop = Stop::default();
+    let task = tokio::spawn(server::accept_loop(listener, app.clone(), stop.clone()));
     Ok(RunningProxy {
         addr,
         app,
         task,
+        stop,
         emulator,
     })
 }

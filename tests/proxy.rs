@@ -13,6 +13,8 @@ mod correctness;
 mod crowd;
 #[path = "proxy/docker.rs"]
 mod docker;
+#[path = "proxy/drain.rs"]
+mod drain;
 #[path = "proxy/error_table.rs"]
 mod error_table;
 #[path = "proxy/errors.rs"]

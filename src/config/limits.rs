@@ -17,6 +17,9 @@ pub struct ConnectionLimits {
     pub keep_alive_idle: Duration,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// On SIGTERM/SIGINT, how long requests in progress may take to finish before their
+    /// connections are cut (under Kubernetes' default 30 s grace period).
+    pub drain_period: Duration,
 }
 
 /// Upload limits, enforced by `proxy::sessions` and the upload handlers.
@@ -41,6 +44,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(20),
             keep_alive_idle: Duration::from_secs(90),
             max_connections: 4096,
+            drain_period: Duration::from_secs(25),
         }
     }
 }
@@ -63,6 +67,7 @@ pub(super) struct ServerFile {
     header_read_timeout_secs: Option<u64>,
     keep_alive_idle_secs: Option<u64>,
     max_connections: Option<usize>,
+    drain_secs: Option<u64>,
 }
 
 /// The `[uploads]` keys this module reads (the budget and expiry are read in `config`).
@@ -122,10 +127,22 @@ pub(super) fn connections(f: &ServerFile, env: &dyn Env) -> Result<ConnectionLim
         Some(n) => positive("max_connections", n as u64)? as usize,
         None => d.max_connections,
     };
+    let drain_period = match number(env, "ECR_PROXY_DRAIN_SECS", f.drain_secs)? {
+        Some(0) => {
+            return Err(ConfigError::Invalid(
+                "drain_secs: must be at least 1 (0 would cut every request in progress on \
+                 SIGTERM); keep it under the orchestrator's grace period (Kubernetes: 30 s)"
+                    .into(),
+            ))
+        }
+        Some(n) => Duration::from_secs(n),
+        None => d.drain_period,
+    };
     Ok(ConnectionLimits {
         header_read_timeout,
         keep_alive_idle,
         max_connections,
+        drain_period,
     })
 }
 
@@ -158,4 +175,45 @@ pub(super) fn uploads(k: UploadsKeys, env: &dyn Env) -> Result<UploadLimits, Con
         spool_dir,
         spool_max: k.spool_max.unwrap_or(d.spool_max),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_drain_period_comes_from_the_file_then_the_environment_and_is_never_zero() {
+        let file = |secs| ServerFile {
+            drain_secs: secs,
+            ..ServerFile::default()
+        };
+        let period = |f: &ServerFile, e: &[(&str, &str)]| {
+            connections(f, &env(e)).map(|l| l.drain_period.as_secs())
+        };
+        assert_eq!(period(&file(None), &[]).unwrap(), 25);
+        assert_eq!(period(&file(Some(10)), &[]).unwrap(), 10);
+        assert_eq!(
+            period(&file(Some(10)), &[("ECR_PROXY_DRAIN_SECS", "5")]).unwrap(),
+            5
+        );
+        for (f, e) in [
+            (file(Some(0)), vec![]),
+            (file(None), vec![("ECR_PROXY_DRAIN_SECS", "0")]),
+        ] {
+            let msg = period(&f, &e).unwrap_err().to_string();
+            assert!(msg.contains("drain_secs: must be at least 1"), "{msg}");
+        }
+        let msg = period(&file(None), &[("ECR_PROXY_DRAIN_SECS", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("ECR_PROXY_DRAIN_SECS"), "{msg}");
+    }
 }

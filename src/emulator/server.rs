@@ -16,6 +16,8 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         header_read_timeout: std::time::Duration::from_secs(60),
         keep_alive_idle: std::time::Duration::from_secs(300),
         max_connections: 16_384,
+        // Never drained: the emulator stops at once (the drain period is unused).
+        ..Default::default()
     };
     crate::listener::accept_loop(listener, &limits, |_peer| {
         let shared = shared.clone();

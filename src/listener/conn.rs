@@ -14,12 +14,19 @@
 //!
 //! A request counts as in flight from the service call until its response body is dropped
 //! (fully sent or abandoned); slow request bodies are the upload code's business.
+//!
+//! On a drain the connection finishes what it is doing and closes: idle, it is closed at once
+//! (HTTP/2: GOAWAY); with a request in flight, that request is its last (HTTP/1 answers with
+//! `Connection: close`, HTTP/2 sends GOAWAY and lets open streams end). A request head that has
+//! begun to arrive counts as a request: the connection waits for it (within the header timer)
+//! and answers it last, which hyper alone would not do on a kept-alive connection (it closes
+//! one whose next head is half read as idle).
 
 mod socket;
 
 use crate::body::Body;
 use bytes::Bytes;
-use http::{Request, Response, Version};
+use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -32,6 +39,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Timers {
@@ -39,13 +47,14 @@ pub(super) struct Timers {
     pub keep_alive_idle: Duration,
 }
 
-/// Serve one connection until it ends or a timer cuts it.
+/// Serve one connection until it ends, a timer cuts it, or `drain` tells it to finish.
 pub(super) async fn serve<S>(
     builder: &auto::Builder<TokioExecutor>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
     service: S,
     timers: Timers,
+    drain: CancellationToken,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
@@ -56,11 +65,18 @@ pub(super) async fn serve<S>(
     let tracked = Tracked {
         inner: service,
         activity: activity.clone(),
+        drain: drain.clone(),
     };
     let conn = builder.serve_connection(io, tracked);
     tokio::pin!(conn);
     let mut shutdown_at: Option<Instant> = None;
+    let mut draining = false;
     loop {
+        if draining && shutdown_at.is_none() && !activity.head_arriving() {
+            tracing::debug!(%peer, "draining: the connection closes after its request in flight, if any");
+            conn.as_mut().graceful_shutdown();
+            shutdown_at = Some(Instant::now());
+        }
         let due = match (activity.due(timers), shutdown_at) {
             // Told to go away and still open with nothing in flight: give it one header timeout.
             (Some((_, Due::Idle)), Some(at)) => Some((at + timers.header_read, Due::HeadTimeout)),
@@ -92,6 +108,7 @@ pub(super) async fn serve<S>(
             }
             _ = activity.changed.notified() => {}
             _ = tokio::time::sleep_until(wake), if due.is_some() => {}
+            () = drain.cancelled(), if !draining => draining = true,
         }
     }
 }
@@ -114,7 +131,8 @@ struct State {
     since: Instant,
     /// Whether a request has come on this connection.
     served: bool,
-    /// When the first byte after going idle arrived (HTTP/1).
+    /// When the first byte after accept or after going idle arrived (HTTP/1; only timed on a
+    /// kept-alive connection, as a new one is timed from accept).
     head_started: Option<Instant>,
     http2: bool,
 }
@@ -152,10 +170,17 @@ impl Activity {
         }
     }
 
+    /// Whether a request head has begun to arrive and is not yet whole (HTTP/1, or a connection
+    /// not yet served).
+    fn head_arriving(&self) -> bool {
+        let s = self.state();
+        s.in_flight == 0 && s.head_started.is_some()
+    }
+
     /// The socket read some bytes.
     fn read_some(&self) {
         let mut s = self.state();
-        if s.served && s.in_flight == 0 && s.head_started.is_none() && !s.http2 {
+        if s.in_flight == 0 && s.head_started.is_none() && !s.http2 {
             s.head_started = Some(Instant::now());
             drop(s);
             self.changed.notify_one();
@@ -168,6 +193,9 @@ impl Activity {
         s.served = true;
         s.head_started = None;
         s.http2 |= version == Version::HTTP_2;
+        drop(s);
+        // A drain waiting for this request's head goes on now that it is whole.
+        self.changed.notify_one();
         InFlight(self.clone())
     }
 }
@@ -188,10 +216,13 @@ impl Drop for InFlight {
     }
 }
 
-/// The caller's service, counting requests in flight.
+/// The caller's service, counting requests in flight. During a drain it marks HTTP/1 answers
+/// `Connection: close` itself: hyper may write an answer that is ready at once in the same poll
+/// that read its head, before the watch gets to call `graceful_shutdown`.
 struct Tracked<S> {
     inner: S,
     activity: Arc<Activity>,
+    drain: CancellationToken,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, E>> + Send>>;
@@ -206,10 +237,17 @@ where
     type Future = Answer<S::Error>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let in_flight = self.activity.begin(req.version());
+        let version = req.version();
+        let in_flight = self.activity.begin(version);
         let answer = self.inner.call(req);
+        let drain = self.drain.clone();
         Box::pin(async move {
-            let response = answer.await?;
+            let mut response = answer.await?;
+            if drain.is_cancelled() && version < Version::HTTP_2 {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(response.map(|inner| TrackedBody {
                 inner,
                 _in_flight: in_flight,

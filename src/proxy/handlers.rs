@@ -105,6 +105,10 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 }
 
 async fn ready(app: &App) -> Response<Body> {
+    // Draining (SIGTERM): out of the load balancer at once, without asking ECR.
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
     match app.ecr.probe().await {
         Ok(()) => plain(StatusCode::OK, "ready"),
         Err(e) => {

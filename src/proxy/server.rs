@@ -19,7 +19,7 @@ mod early_answer;
 
 use super::{handlers, App};
 use crate::body::Body;
-use crate::listener::Peer;
+use crate::listener::{Drained, Peer, Stop};
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
@@ -27,9 +27,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
-pub async fn accept_loop(listener: TcpListener, app: Arc<App>) {
+pub async fn accept_loop(listener: TcpListener, app: Arc<App>, stop: Stop) -> Drained {
     let limits = app.config.connections.clone();
-    crate::listener::accept_loop(listener, &limits, |peer| {
+    crate::listener::serve(listener, &limits, &stop, |peer| {
         let app = app.clone();
         let service = ServiceBuilder::new()
             .map_response(api_version)
