@@ -1,3 +1,6 @@
+//! Unit tests of the registry: names and labels as encoded, and a request's record (spawned
+//! tasks note into it only when carried; outside a request nothing is noted).
+
 use super::request::{self, Record};
 use super::Metrics;
 use std::time::Duration;
