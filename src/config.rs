@@ -66,6 +66,8 @@ pub struct ProxyConfig {
     /// Run the embedded emulator on this directory and use it as ECR.
     pub local: Option<PathBuf>,
     pub connections: ConnectionLimits,
+    /// A request without a body gets 503 when its answer has not begun within this.
+    pub request_timeout: Duration,
     pub uploads: UploadLimits,
 }
 
@@ -282,6 +284,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         None => f.uploads.idle_timeout_secs.unwrap_or(3600),
     };
     let connections = limits::connections(&f.server, env)?;
+    let request_timeout = limits::request_timeout(&f.server, env)?;
     let uploads = limits::uploads(
         limits::UploadsKeys {
             body_timeout_secs: f.uploads.body_timeout_secs,
@@ -369,6 +372,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         blob_mode,
         local,
         connections,
+        request_timeout,
         uploads,
     })
 }

@@ -3,7 +3,9 @@
 //! sorted by `errors::classify`. It must not know about HTTP or the registry protocol.
 
 pub mod errors;
+mod instrument;
 
+use crate::metrics::Metrics;
 use aws_sdk_ecr::Client;
 pub use errors::{EcrError, ErrorKind, Meaning};
 
@@ -52,15 +54,19 @@ pub struct Referrer {
 pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
+    /// Where calls are counted and timed (see `instrument`).
+    metrics: Metrics,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, EcrError>;
 
-/// Send a fluent call and sort its error.
+/// Send a fluent call on `$ecr`'s client, measure it (`instrument`) and sort its error.
 macro_rules! sdk {
-    ($op:literal, $call:expr) => {
-        $call.send().await.map_err(|e| EcrError::from_sdk($op, &e))
-    };
+    ($ecr:expr, $op:literal, $call:expr) => {{
+        let started = std::time::Instant::now();
+        let sent = $call.send().await;
+        $ecr.observe($op, started, sent)
+    }};
 }
 
 // After the macro, which they use.
@@ -94,12 +100,14 @@ impl Ecr {
         Ecr {
             client: Client::from_conf(conf.build()),
             registry_id: upstream.registry_id.clone(),
+            metrics: Metrics::default(),
         }
     }
 
     /// One cheap call that needs working credentials and a reachable endpoint.
     pub async fn probe(&self) -> Result<()> {
         sdk!(
+            self,
             "DescribeRepositories",
             self.client
                 .describe_repositories()
@@ -142,7 +150,7 @@ impl Ecr {
                     .build(),
             )
             .encryption_configuration(enc);
-        match sdk!("CreateRepository", call) {
+        match sdk!(self, "CreateRepository", call) {
             Err(e) if e.kind == ErrorKind::RepositoryAlreadyExists => Ok(()),
             other => other.map(|_| ()),
         }
@@ -154,6 +162,7 @@ impl Ecr {
         let mut token = None;
         loop {
             let out = sdk!(
+                self,
                 "DescribeRepositories",
                 self.client
                     .describe_repositories()

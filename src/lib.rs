@@ -9,6 +9,7 @@ pub mod digest;
 pub mod ecr;
 pub mod emulator;
 pub mod listener;
+pub mod metrics;
 pub mod names;
 pub mod parts;
 pub mod proxy;

@@ -18,6 +18,7 @@ use crate::config::ProxyConfig;
 use crate::ecr::{Ecr, Upstream};
 use crate::emulator::{self, EmulatorConfig, RunningEmulator};
 use crate::listener::{Drained, Stop};
+use crate::metrics::Metrics;
 use sessions::Sessions;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ pub struct App {
     pub manifests: manifest_cache::ManifestCache,
     /// Set when a drain begins: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    pub metrics: Metrics,
 }
 
 /// Bytes of manifests kept by digest.
@@ -197,13 +199,15 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
     sessions.spawn_reaper(Duration::from_secs(30).min(config.session_idle));
     let fetcher = fetch::Fetcher::new().map_err(StartError::Tls)?;
     let manifests = manifest_cache::ManifestCache::new(MANIFEST_CACHE_BYTES);
+    let metrics = metrics_for(&sessions, config.buffer_budget);
     let app = Arc::new(App {
-        ecr,
+        ecr: ecr.with_metrics(metrics.clone()),
         sessions,
         config,
         fetcher,
-        manifests,
         draining: AtomicBool::new(false),
+        manifests: manifests.with_metrics(metrics.clone()),
+        metrics,
     });
     tracing::info!(%addr, "registry listening");
     let stop = Stop::default();
@@ -215,4 +219,26 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
         stop,
         emulator,
     })
+}
+
+/// The proxy's metrics, with the gauges read from `sessions` at each scrape (weakly: the
+/// registry must not keep the sessions, and their spool directory, alive).
+fn metrics_for(sessions: &Arc<Sessions>, budget: u64) -> Metrics {
+    let m = Metrics::new();
+    let s = Arc::downgrade(sessions);
+    m.gauge_fn("upload_sessions", "Blob uploads open", move || {
+        s.upgrade().map_or(0, |s| s.len() as u64)
+    });
+    let s = Arc::downgrade(sessions);
+    m.gauge_fn(
+        "buffer_bytes_in_use",
+        "Bytes of the upload buffer budget promised to parts (free buffers kept for reuse included)",
+        move || s.upgrade().map_or(0, |s| s.budget.in_use()),
+    );
+    m.gauge_fn(
+        "buffer_bytes_limit",
+        "The upload buffer budget (uploads.buffer_budget)",
+        move || budget,
+    );
+    m
 }

@@ -1,6 +1,8 @@
 //! Integration tests of the registry: the proxy in front of the emulator, driven over plain HTTP
 //! and by real clients (skopeo, docker). Each module lives in `tests/proxy/`.
 
+#[path = "proxy/access_log.rs"]
+mod access_log;
 #[path = "proxy/attacks.rs"]
 mod attacks;
 #[path = "proxy/conformance.rs"]
@@ -23,6 +25,8 @@ mod errors;
 mod hostage;
 #[path = "proxy/memory.rs"]
 mod memory;
+#[path = "proxy/metrics.rs"]
+mod metrics;
 #[path = "proxy/pull.rs"]
 mod pull;
 #[path = "proxy/resilience.rs"]

@@ -1,7 +1,7 @@
 //! The limits that keep one client from stopping the service for others: connection timers and
-//! caps (`[server]`) and upload limits (`[uploads]`), read from the file and `ECR_PROXY_*`
-//! variables with their defaults. Only values live here; `listener`, `proxy::server` and
-//! `proxy::sessions` enforce them.
+//! caps and the request timeout (`[server]`) and upload limits (`[uploads]`), read from the file
+//! and `ECR_PROXY_*` variables with their defaults. Only values live here; `listener`,
+//! `proxy::server` and `proxy::sessions` enforce them.
 
 use super::{ConfigError, Env};
 use serde::Deserialize;
@@ -68,7 +68,11 @@ pub(super) struct ServerFile {
     keep_alive_idle_secs: Option<u64>,
     max_connections: Option<usize>,
     drain_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
 }
+
+/// A request without a body (GET, HEAD, DELETE) must have its answer's head within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The `[uploads]` keys this module reads (the budget and expiry are read in `config`).
 #[derive(Default, Debug)]
@@ -144,6 +148,20 @@ pub(super) fn connections(f: &ServerFile, env: &dyn Env) -> Result<ConnectionLim
         max_connections,
         drain_period,
     })
+}
+
+/// `server.request_timeout_secs` (`ECR_PROXY_REQUEST_TIMEOUT_SECS`), at least 1 s.
+pub(super) fn request_timeout(f: &ServerFile, env: &dyn Env) -> Result<Duration, ConfigError> {
+    Ok(
+        match number(
+            env,
+            "ECR_PROXY_REQUEST_TIMEOUT_SECS",
+            f.request_timeout_secs,
+        )? {
+            Some(n) => Duration::from_secs(positive("request_timeout_secs", n)?),
+            None => REQUEST_TIMEOUT,
+        },
+    )
 }
 
 pub(super) fn uploads(k: UploadsKeys, env: &dyn Env) -> Result<UploadLimits, ConfigError> {

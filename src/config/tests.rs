@@ -118,3 +118,20 @@ fn upload_limits_come_from_the_file_and_the_environment() {
         assert!(e.to_string().contains(says), "{var}={value}: {e}");
     }
 }
+
+#[test]
+fn request_timeout_comes_from_the_file_and_the_environment() {
+    let d = load(None, &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(d.request_timeout, Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[server]\nrequest_timeout_secs = 7\n").unwrap();
+    let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+    assert_eq!(c.request_timeout, Duration::from_secs(7));
+    let vars = env(&[("ECR_PROXY_REQUEST_TIMEOUT_SECS", "3")]);
+    let c = load(Some(&path), &vars, &Flags::default()).unwrap();
+    assert_eq!(c.request_timeout, Duration::from_secs(3));
+    let zero = env(&[("ECR_PROXY_REQUEST_TIMEOUT_SECS", "0")]);
+    let e = load(None, &zero, &Flags::default()).unwrap_err();
+    assert!(e.to_string().contains("at least 1"), "{e}");
+}

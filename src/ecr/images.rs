@@ -15,6 +15,7 @@ impl Ecr {
         digest: Option<&str>,
     ) -> Result<String> {
         let out = sdk!(
+            self,
             "PutImage",
             self.client
                 .put_image()
@@ -46,6 +47,7 @@ impl Ecr {
             .set_image_digest(digest.map(str::to_string))
             .build();
         let out = sdk!(
+            self,
             "BatchGetImage",
             self.client
                 .batch_get_image()
@@ -99,6 +101,7 @@ impl Ecr {
             .set_image_digest(digest.map(str::to_string))
             .build();
         let out = sdk!(
+            self,
             "BatchDeleteImage",
             self.client
                 .batch_delete_image()
@@ -133,6 +136,7 @@ impl Ecr {
         let mut token = None;
         loop {
             let out = sdk!(
+                self,
                 "ListImages",
                 self.client
                     .list_images()
@@ -186,6 +190,7 @@ impl Ecr {
         let mut token = None;
         loop {
             let out = sdk!(
+                self,
                 "ListImageReferrers",
                 self.client
                     .list_image_referrers()

@@ -4,6 +4,7 @@ use super::part_body::{self, EncodedPart, PartBody};
 use super::{Ecr, EcrError, ErrorKind, Result};
 use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::operation::upload_layer_part::{UploadLayerPartError, UploadLayerPartOutput};
+use aws_sdk_ecr::operation::RequestId;
 use aws_sdk_ecr::primitives::Blob;
 use aws_sdk_ecr::types::LayerAvailability;
 use bytes::BytesMut;
@@ -12,6 +13,7 @@ impl Ecr {
     /// Start a layer upload: ECR's upload id and the part size it wants.
     pub async fn initiate_upload(&self, repo: &str) -> Result<(String, u64)> {
         let out = sdk!(
+            self,
             "InitiateLayerUpload",
             self.client
                 .initiate_layer_upload()
@@ -51,7 +53,11 @@ impl Ecr {
                 body: body.clone(),
                 sha256_hex,
             });
-        let result = part_outcome(upload_id, first, last, call.send().await);
+        let started = std::time::Instant::now();
+        let sent = call.send().await;
+        let request_id = sent.request_id().map(str::to_string);
+        let result = part_outcome(upload_id, first, last, sent);
+        self.record("UploadLayerPart", started, &result, request_id.as_deref());
         (result, EncodedPart::reclaim(body))
     }
 
@@ -83,7 +89,7 @@ impl Ecr {
             .repository_name(repo)
             .upload_id(upload_id)
             .layer_digests(digest);
-        match sdk!("CompleteLayerUpload", call) {
+        match sdk!(self, "CompleteLayerUpload", call) {
             Err(e) if e.kind == ErrorKind::LayerAlreadyExists => Ok(()),
             Err(e) if matches!(e.kind, ErrorKind::UploadNotFound | ErrorKind::Unavailable) => {
                 match self.check_layers(repo, &[digest.to_string()]).await {
@@ -102,6 +108,7 @@ impl Ecr {
     /// those either as UNAVAILABLE or as a MissingLayerDigest failure: both mean absent).
     pub async fn check_layers(&self, repo: &str, digests: &[String]) -> Result<Vec<Option<u64>>> {
         let out = sdk!(
+            self,
             "BatchCheckLayerAvailability",
             self.client
                 .batch_check_layer_availability()
@@ -126,6 +133,7 @@ impl Ecr {
     /// A short-lived URL the layer's bytes can be fetched from.
     pub async fn download_url(&self, repo: &str, digest: &str) -> Result<String> {
         let out = sdk!(
+            self,
             "GetDownloadUrlForLayer",
             self.client
                 .get_download_url_for_layer()

@@ -58,6 +58,10 @@ pub enum RegistryError {
     Denied(String),
     #[error("the upstream registry is unavailable: {0}")]
     Unavailable(String),
+    /// A request without a body had no answer within `server.request_timeout_secs` (ECR is too
+    /// slow): 503 UNAVAILABLE, worth retrying.
+    #[error("the request timed out: no answer within {} s", .0.as_secs())]
+    TimedOut(std::time::Duration),
     /// ECR refused a request the client can only change, not retry (an unknown 4xx, a refused
     /// parameter that is not a name, tag, digest or manifest). The spec's UNSUPPORTED covers
     /// "an invalid set of parameters"; 400 says not to retry it as sent.
@@ -110,7 +114,7 @@ impl RegistryError {
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             TooManyRequests(_) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
-            Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            Unavailable(_) | TimedOut(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             Refused(_) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
             Conflict(_) | ManifestReferenced(_) => ("DENIED", StatusCode::CONFLICT),
             UploadKept { error, .. } => error.code_and_status(),
@@ -121,16 +125,17 @@ impl RegistryError {
     fn retry_after(&self) -> Option<&'static str> {
         match self {
             RegistryError::TooManyRequests(_) => Some("1"),
-            RegistryError::Unavailable(_) => Some("5"),
+            RegistryError::Unavailable(_) | RegistryError::TimedOut(_) => Some("5"),
             RegistryError::UploadKept { error, .. } => error.retry_after(),
             _ => None,
         }
     }
 
-    /// The one place an error becomes a response.
+    /// The one place an error becomes a response (and is noted for the request's access line).
     pub fn into_response(self, head: bool) -> Response<Body> {
         let (code, status) = self.code_and_status();
         let text = self.to_string();
+        crate::metrics::request::note_error(code, &text);
         let (message, detail) = text.split_once(": ").unwrap_or((text.as_str(), ""));
         let payload = json!({ "errors": [{ "code": code, "message": message, "detail": detail }] })
             .to_string();

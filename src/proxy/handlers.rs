@@ -1,6 +1,8 @@
-//! Request dispatch: parse the route, open the request's span, call the resource's handler, and
-//! hand any error to `RegistryError::into_response`. One file per resource under `handlers/`.
-//! Handlers must not build error bodies themselves, nor call `aws_sdk_ecr` (they use `ecr::Ecr`).
+//! Request dispatch: parse the route, note it in the request's span and record (the access log
+//! and the metrics read it there), call the resource's handler, and hand any error to
+//! `RegistryError::into_response`; also `/healthz`, `/readyz` and `/metrics`. One file per
+//! resource under `handlers/`. Handlers must not build error bodies themselves, nor call
+//! `aws_sdk_ecr` (they use `ecr::Ecr`), nor log each request (the access-log layer does, once).
 
 mod blobs;
 mod listing;
@@ -12,40 +14,73 @@ use super::error::{RegistryError, RegistryResult};
 use super::route::{self, Route, RouteError};
 use super::App;
 use crate::body::{self, Body};
+use crate::metrics::{self, request};
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
-use tracing::Instrument;
 
 pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let head = req.method() == Method::HEAD;
     match req.uri().path() {
-        "/healthz" => return Ok(plain(StatusCode::OK, "ok")),
-        "/readyz" => return Ok(ready(&app).await),
+        "/healthz" => {
+            note_route("health", None);
+            return Ok(plain(StatusCode::OK, "ok"));
+        }
+        "/readyz" => {
+            note_route("health", None);
+            return Ok(ready(&app).await);
+        }
+        "/metrics" => {
+            note_route("metrics", None);
+            return Ok(scrape(&app, req.method()).unwrap_or_else(|e| e.into_response(head)));
+        }
         _ => {}
     }
     let route = match route::parse(req.uri().path()) {
         Ok(r) => r,
-        Err(e) => return Ok(route_error(e, req.method()).into_response(head)),
-    };
-    let span = tracing::info_span!("request", method = %req.method(), route = route_kind(&route), repository = route_name(&route).unwrap_or(""));
-    let method = req.method().clone();
-    let result = async {
-        let r = handle(&app, method.clone(), route, req).await;
-        match &r {
-            Ok(resp) => tracing::info!(status = resp.status().as_u16(), "answered"),
-            Err(e) => tracing::info!(
-                status = e.code_and_status().1.as_u16(),
-                code = e.code_and_status().0,
-                "{e}"
-            ),
+        Err(e) => {
+            if matches!(e, RouteError::UnstoredBlob(_)) {
+                note_route("blob", None);
+            }
+            return Ok(route_error(e, req.method()).into_response(head));
         }
-        r
-    }
-    .instrument(span)
-    .await;
+    };
+    note_route(route_kind(&route), route_name(&route));
+    let method = req.method().clone();
+    let result = handle(&app, method, route, req).await;
     Ok(result.unwrap_or_else(|e| e.into_response(head)))
+}
+
+/// The route's kind and repository, into the request's record and span.
+fn note_route(kind: &'static str, repository: Option<&str>) {
+    request::set_route(kind, repository);
+    let span = tracing::Span::current();
+    span.record("route", kind);
+    if let Some(name) = repository {
+        span.record("repository", name);
+    }
+}
+
+/// `GET /metrics`: every metric, in the Prometheus text format.
+fn scrape(app: &App, method: &Method) -> RegistryResult<Response<Body>> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(RegistryError::MethodNotAllowed);
+    }
+    let text = app.metrics.encode().map_err(|e| {
+        RegistryError::Unavailable(format!("the metrics could not be encoded: {e}"))
+    })?;
+    let len = text.len();
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+        .header(header::CONTENT_LENGTH, len)
+        .body(if *method == Method::HEAD {
+            body::empty()
+        } else {
+            body::full(text)
+        })
+        .expect("valid response"))
 }
 
 async fn handle(

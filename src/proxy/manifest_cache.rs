@@ -6,8 +6,11 @@
 //! - an entry is served for at most `TTL`, which bounds what this proxy cannot see: deletes
 //!   through another replica or directly in ECR, and lifecycle-policy expiry.
 //!
+//! Each lookup counts as a hit or a miss in `Metrics`.
+//!
 //! Owns only the in-memory map; it must not call ECR or know about HTTP.
 
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -51,6 +54,7 @@ pub struct ManifestCache {
     cap: usize,
     ttl: Duration,
     inner: Mutex<Inner>,
+    metrics: Metrics,
 }
 
 impl ManifestCache {
@@ -63,7 +67,14 @@ impl ManifestCache {
             cap: cap_bytes,
             ttl,
             inner: Mutex::new(Inner::default()),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Count hits and misses in `metrics` (a cache starts with a registry of its own).
+    pub fn with_metrics(mut self, metrics: Metrics) -> ManifestCache {
+        self.metrics = metrics;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -78,15 +89,19 @@ impl ManifestCache {
     /// The entry, unless it is older than the TTL (then it is dropped).
     pub fn get(&self, repo: &str, digest: &str) -> Option<Cached> {
         let key = (repo.to_string(), digest.to_string());
-        let mut inner = self.lock();
-        match inner.map.get(&key) {
-            Some(e) if e.stored.elapsed() < self.ttl => Some(e.cached.clone()),
-            Some(_) => {
-                inner.forget(&key);
-                None
+        let found = {
+            let mut inner = self.lock();
+            match inner.map.get(&key) {
+                Some(e) if e.stored.elapsed() < self.ttl => Some(e.cached.clone()),
+                Some(_) => {
+                    inner.forget(&key);
+                    None
+                }
+                None => None,
             }
-            None => None,
-        }
+        };
+        self.metrics.manifest_cache(found.is_some());
+        found
     }
 
     /// Keep `entry`, fetched from ECR after `generation()` returned `seen`; dropped when a delete

@@ -1,5 +1,5 @@
-//! The proxy's per-connection service: each request runs through the tower stack below.
-//! Layers, outermost first, and why they sit there:
+//! The proxy's per-connection service: each request runs through the tower stack below, one
+//! concern per layer. Layers, outermost first, and why they sit there:
 //! 1. `api_version` adds `Docker-Distribution-API-Version` to every answer, errors included, so
 //!    it sits outside everything that can answer.
 //! 2. `early_answer::CloseIfBodyUnreadLayer` marks HTTP/1 error answers to requests that carry a
@@ -8,20 +8,37 @@
 //!    connection anyway; the header tells the client so. It sits outside every layer and handler
 //!    that can answer early, so it sees each final answer beside the request as the client sent
 //!    it; inside the version layer because order between the two does not matter.
-//! 3. `with_peer` puts the client's address (`listener::Peer`) into the request's extensions
-//!    for the handlers (the per-client upload cap); innermost, as only the handlers read it.
-//! 4. `handlers::dispatch` parses the route, opens the request's tracing span and answers.
+//! 3. `with_peer` puts the client's address (`listener::Peer`) into the request's extensions,
+//!    before every layer that reads it (the access log; authentication and the per-client upload
+//!    cap later).
+//! 4. `request_id` takes or makes `x-request-id` and returns it on every answer: outside the log
+//!    and everything that can answer, so each line and each answer carries it.
+//! 5. `access_log` opens the request's span and gathers what the request causes into one access
+//!    line: outside the metrics, the timeout and authentication, so it logs their answers too.
+//! 6. `request_metrics` counts and times answers by route kind, method and status: inside the
+//!    access log (it reads the route kind from the request's record, which that layer makes) and
+//!    outside the timeout and authentication, so timeouts and denials are counted.
+//! 7. `timeout` answers a request without a body whose answer has not begun within
+//!    `server.request_timeout_secs` with 503 UNAVAILABLE: inside the log and metrics, which then
+//!    see that answer, and outside authentication, which it also bounds.
+//! 8. Authentication (issue 11) goes here, as its own layer: after the request id and the access
+//!    log, so a denial is logged and counted with its id, and before dispatch.
+//! 9. `handlers::dispatch` parses the route, notes it in the span and the record, and answers
+//!    (`/metrics`, `/healthz` and `/readyz` included).
 //!
 //! Connection limits (timers, the connection cap, accept errors, buffer sizes) are applied
-//! around this stack, per connection, by `crate::listener`.
+//! around this stack, per connection, by `crate::listener`, not here.
 
+mod access_log;
 mod early_answer;
+mod request_id;
+mod request_metrics;
+mod timeout;
 
 use super::{handlers, App};
 use crate::body::Body;
 use crate::listener::{Drained, Peer, Stop};
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -35,6 +52,11 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>, stop: Stop) -> Dr
             .map_response(api_version)
             .layer(early_answer::CloseIfBodyUnreadLayer)
             .map_request(move |req| with_peer(req, peer))
+            .layer(request_id::RequestIdLayer)
+            .layer(access_log::AccessLogLayer::new(app.metrics.clone()))
+            .layer(request_metrics::MetricsLayer::new(app.metrics.clone()))
+            .layer(timeout::TimeoutLayer::new(app.config.request_timeout))
+            // Authentication (issue 11): `.layer(auth::AuthLayer::new(...))` here.
             .service_fn(move |req| handlers::dispatch(app.clone(), req));
         TowerToHyperService::new(service)
     })
@@ -49,7 +71,7 @@ fn api_version(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
-fn with_peer(mut req: Request<Incoming>, peer: std::net::SocketAddr) -> Request<Incoming> {
+fn with_peer<B>(mut req: Request<B>, peer: std::net::SocketAddr) -> Request<B> {
     req.extensions_mut().insert(Peer(peer));
     req
 }

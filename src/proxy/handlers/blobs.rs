@@ -1,7 +1,8 @@
 //! `/v2/<name>/blobs/<digest>`: HEAD via BatchCheckLayerAvailability; GET via
-//! GetDownloadUrlForLayer, redirected or streamed. The empty blob (which ECR cannot store) is
-//! answered by the proxy, in repositories that exist. A `Range` whose end lies before its start
-//! gets 416 here in both modes (S3 would ignore it and send the whole blob).
+//! GetDownloadUrlForLayer, redirected or streamed (the streamed bytes counted in `Metrics` as
+//! they go out). The empty blob (which ECR cannot store) is answered by the proxy, in
+//! repositories that exist. A `Range` whose end lies before its start gets 416 here in both
+//! modes (S3 would ignore it and send the whole blob).
 
 use crate::body::{self, Body};
 use crate::config::BlobMode;
@@ -119,7 +120,18 @@ pub async fn get(
             resp = resp.header(h, v.clone());
         }
     }
-    let stream = upstream.into_body().map_err(std::io::Error::other).boxed();
+    // Counted as hyper takes each frame to send it.
+    let sent = app.metrics.download_bytes();
+    let stream = upstream
+        .into_body()
+        .map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                sent.inc_by(data.len() as u64);
+            }
+            frame
+        })
+        .map_err(std::io::Error::other)
+        .boxed();
     Ok(resp.body(stream).expect("valid response"))
 }
 

@@ -43,6 +43,7 @@ pub async fn put(
         .await
         .map_err(|_| too_large())?
         .to_bytes();
+    crate::metrics::request::received_body_bytes(bytes.len() as u64);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| RegistryError::ManifestInvalid("the manifest is not UTF-8 text".into()))?;
     let json: serde_json::Value = serde_json::from_str(text)

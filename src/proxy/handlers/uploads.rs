@@ -247,7 +247,7 @@ async fn copy_from(
     let id = session.id().to_string();
     let mut w = Writer::lock(session, writer_ctx(app)).await;
     let copied = async {
-        feed(
+        feed::copy(
             &mut w,
             source.into_body(),
             app.config.uploads.body_read_timeout,

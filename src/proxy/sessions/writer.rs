@@ -219,7 +219,8 @@ impl Writer {
         let upload = self.session.ecr_upload_id().to_string();
         let part = ecr.finish_part(body, &repo, &upload, first);
         let budget = self.ctx.budget.clone();
-        let task = tokio::spawn(async move {
+        // Carried: the part's ECR request id belongs to the request that sent it (access log).
+        let task = tokio::spawn(crate::metrics::request::carry(async move {
             let (result, buf) = ecr.upload_part(&repo, &upload, part).await;
             match (result, buf) {
                 // A sent part's memory is free for others at once, not when a request joins it.
@@ -229,7 +230,7 @@ impl Writer {
                 }
                 (result, buf) => (result, buf, Some(reservation)),
             }
-        });
+        }));
         let now = self.state.hasher.clone();
         let start = std::mem::replace(&mut self.state.boundary, now);
         self.state.in_flight = Some(InFlight { len, start, task });

@@ -2,8 +2,11 @@
 //! client from holding the upload hostage: no byte for `body_read_timeout` ends the request;
 //! a pause longer than `PARK_AFTER` parks the tail so a stalled body holds no part memory; a
 //! cancelled or expired upload stops at once. Each frame is read only when the writer has room:
-//! that is the backpressure. Owns no HTTP answers: the handler turns `FeedError` into one.
+//! that is the backpressure. Bytes read from a client are counted (`metrics::request`) as they
+//! arrive; bytes the proxy fetched itself (`copy`, a server-side mount) are not. Owns no HTTP
+//! answers: the handler turns `FeedError` into one.
 
+use crate::metrics::request;
 use crate::proxy::sessions::writer::{WriteError, Writer};
 use http_body_util::BodyExt;
 use std::time::Duration;
@@ -28,8 +31,30 @@ pub enum FeedError {
     Cancelled,
 }
 
-/// Feed `body` into `w` until it ends.
-pub async fn feed<B>(w: &mut Writer, mut body: B, timeout: Duration) -> Result<(), FeedError>
+/// Feed a client's `body` into `w` until it ends.
+pub async fn feed<B>(w: &mut Writer, body: B, timeout: Duration) -> Result<(), FeedError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    feed_from(w, body, timeout, true).await
+}
+
+/// Feed a body the proxy fetched itself (not received from the client) into `w`.
+pub async fn copy<B>(w: &mut Writer, body: B, timeout: Duration) -> Result<(), FeedError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    feed_from(w, body, timeout, false).await
+}
+
+async fn feed_from<B>(
+    w: &mut Writer,
+    mut body: B,
+    timeout: Duration,
+    from_client: bool,
+) -> Result<(), FeedError>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -79,6 +104,9 @@ where
             Some(Err(e)) => return Err(FeedError::Body(e.to_string())),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
+                    if from_client {
+                        request::received_blob_bytes(data.len() as u64);
+                    }
                     w.write(data).await?;
                 }
                 w.session().touch();
@@ -103,6 +131,7 @@ where
             Some(Err(e)) => return Err(FeedError::Body(e.to_string())),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
+                    request::received_blob_bytes(data.len() as u64);
                     seen += data.len() as u64;
                     if seen > expected {
                         return Err(FeedError::Body(format!(
