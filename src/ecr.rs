@@ -3,6 +3,7 @@
 //! sorted by `errors::classify`. It must not know about HTTP or the registry protocol.
 
 pub mod errors;
+pub mod startup;
 
 use aws_sdk_ecr::Client;
 pub use errors::{EcrError, ErrorKind, Meaning};
@@ -52,6 +53,8 @@ pub struct Referrer {
 pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
+    /// What the start-up report reads: the endpoint and the credential provider.
+    setup: startup::Setup,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, EcrError>;
@@ -94,6 +97,7 @@ impl Ecr {
         Ecr {
             client: Client::from_conf(conf.build()),
             registry_id: upstream.registry_id.clone(),
+            setup: startup::Setup::new(&shared, upstream).await,
         }
     }
 

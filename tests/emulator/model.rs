@@ -157,7 +157,8 @@ impl Model {
             "boolean" => json!(false),
             "timestamp" => json!(0),
             "blob" => {
-                json!(STANDARD.encode_to_string(vec![b'x'; num(s, "min").unwrap_or(1).max(1) as usize]))
+                json!(STANDARD
+                    .encode_to_string(vec![b'x'; num(s, "min").unwrap_or(1).max(1) as usize]))
             }
             "list" => {
                 let n = num(s, "min")
