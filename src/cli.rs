@@ -1,12 +1,22 @@
-//! The command line: `ecr-proxy serve …` and `ecr-proxy emulator …`. Flags can also be given as
-//! `ECR_PROXY_*` environment variables. This module parses and starts things; only `main.rs`
-//! exits the process.
+//! The command line: `ecr-proxy serve …` and `ecr-proxy emulator …`. Every flag can also be
+//! given as an `ECR_PROXY_*` environment variable; `--help` shows each one's variable and default
+//! the same way. This module parses, wires and starts things: under `--local` it starts the
+//! emulator and makes it the proxy's ECR, so `proxy` never imports the emulator. It says at start
+//! what the proxy talks to. Only `main.rs` exits the process.
 
-use crate::emulator::{self, Credentials, EmulatorConfig, MissingLayers};
-use crate::{config, proxy};
-use clap::{Parser, Subcommand, ValueEnum};
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod emulator_cmd;
+
+pub use emulator_cmd::{EmulatorArgs, MissingLayersArg};
+
+use crate::config::{self, Listen, ProxyConfig};
+use crate::ecr::startup::{self, CredentialStatus};
+use crate::ecr::Upstream;
+use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::proxy::{self, RunningProxy};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,7 +25,7 @@ use std::path::PathBuf;
     about = "An OCI registry that keeps images in Amazon ECR"
 )]
 pub struct Cli {
-    /// Log format.
+    /// Log format (RUST_LOG filters, e.g. `debug` or `info,ecr_proxy=debug`)
     #[arg(
         long,
         global = true,
@@ -41,20 +51,55 @@ pub enum Command {
     Emulator(EmulatorArgs),
 }
 
+/// `--listen` and `--blob-mode` can be set in the config file too, which must win over their
+/// defaults: `Cli::parse_layered` keeps them only when the command line or their variable gave
+/// them, and `config::load` layers the rest.
 #[derive(Parser, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on [env: ECR_PROXY_LISTEN; default 127.0.0.1:5000].
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// TOML configuration file (see config/).
-    #[arg(long, env = "ECR_PROXY_CONFIG")]
+    /// Address to listen on, HOST:PORT; a host name is resolved at start
+    #[arg(
+        long,
+        env = "ECR_PROXY_LISTEN",
+        default_value = "127.0.0.1:5000",
+        value_name = "HOST:PORT"
+    )]
+    pub listen: Option<Listen>,
+    /// TOML configuration file (config/ecr-proxy.toml documents every key)
+    #[arg(long, env = "ECR_PROXY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Run the embedded ECR emulator on this directory and use it as ECR (no AWS needed).
-    #[arg(long)]
+    /// Run the ECR emulator in this process, with its data in DIR, and use it as ECR (no AWS
+    /// needed); also turns on create-on-push and stream mode unless the file or environment
+    /// sets them
+    #[arg(long, env = "ECR_PROXY_LOCAL", value_name = "DIR")]
     pub local: Option<PathBuf>,
-    /// How blob GETs are answered [env: ECR_PROXY_BLOB_MODE].
-    #[arg(long)]
+    /// How blob GETs are answered (under --local: stream, unless the file sets it)
+    #[arg(long, env = "ECR_PROXY_BLOB_MODE", default_value = "redirect")]
     pub blob_mode: Option<BlobModeArg>,
+}
+
+impl Cli {
+    /// Parse a command line (`main` passes the process's). A value clap took from the default
+    /// of `serve --listen` or `--blob-mode` is dropped, so that the config file can set it.
+    pub fn parse_layered<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Serve(args), Some(m)) =
+            (&mut cli.command, matches.subcommand_matches("serve"))
+        {
+            let defaulted = |id| m.value_source(id) == Some(ValueSource::DefaultValue);
+            if defaulted("listen") {
+                args.listen = None;
+            }
+            if defaulted("blob_mode") {
+                args.blob_mode = None;
+            }
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -65,95 +110,15 @@ pub enum BlobModeArg {
     Redirect,
 }
 
-#[derive(Parser, Debug)]
-pub struct EmulatorArgs {
-    /// Address to listen on.
-    #[arg(
-        long,
-        env = "ECR_PROXY_EMULATOR_LISTEN",
-        default_value = "127.0.0.1:5100"
-    )]
-    pub listen: SocketAddr,
-    /// Directory for repositories, layers, manifests and uploads (created if missing).
-    #[arg(long, env = "ECR_PROXY_EMULATOR_DATA")]
-    pub data: PathBuf,
-    /// The twelve-digit account id of the emulated registry.
-    #[arg(
-        long,
-        env = "ECR_PROXY_EMULATOR_ACCOUNT_ID",
-        default_value = "123456789012"
-    )]
-    pub account_id: String,
-    #[arg(long, env = "ECR_PROXY_EMULATOR_REGION", default_value = "us-east-1")]
-    pub region: String,
-    /// The access key id requests must be signed with.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_ACCESS_KEY_ID", default_value = "test")]
-    pub access_key_id: String,
-    /// The secret access key requests must be signed with.
-    #[arg(
-        long,
-        env = "ECR_PROXY_EMULATOR_SECRET_ACCESS_KEY",
-        default_value = "test",
-        hide_env_values = true
-    )]
-    pub secret_access_key: String,
-    /// The `partSize` InitiateLayerUpload announces, in bytes (5–20 MiB).
-    #[arg(long, env = "ECR_PROXY_EMULATOR_PART_SIZE", default_value_t = emulator::DEFAULT_PART_SIZE)]
-    pub part_size: u64,
-    /// How BatchCheckLayerAvailability reports an absent layer.
-    #[arg(
-        long,
-        env = "ECR_PROXY_EMULATOR_MISSING_LAYERS",
-        default_value = "failure"
-    )]
-    pub missing_layers: MissingLayersArg,
-    /// Fault injection, e.g. `UploadLayerPart:throttle=0.2,drop=0.1;*:latency=5ms`.
-    #[arg(long, env = "ECR_PROXY_EMULATOR_FAULTS", default_value = "")]
-    pub faults: String,
-    /// Seed for fault injection (same seed, same faults).
-    #[arg(long, env = "ECR_PROXY_EMULATOR_FAULT_SEED", default_value_t = 0)]
-    pub fault_seed: u64,
-    /// Expire an upload no part reached for this many seconds, with its data (ECR expires
-    /// unfinished uploads too; the default is a day)
-    #[arg(long, env = "ECR_PROXY_EMULATOR_UPLOAD_EXPIRY_SECS", default_value_t = emulator::DEFAULT_UPLOAD_EXPIRY.as_secs())]
-    pub upload_expiry_secs: u64,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum MissingLayersArg {
-    /// A `failures[]` entry with MissingLayerDigest.
-    Failure,
-    /// A `layers[]` entry with layerAvailability UNAVAILABLE.
-    Unavailable,
-}
-
-impl EmulatorArgs {
-    pub fn config(&self) -> EmulatorConfig {
-        EmulatorConfig {
-            listen: self.listen,
-            data_dir: self.data.clone(),
-            account_id: self.account_id.clone(),
-            region: self.region.clone(),
-            credentials: vec![Credentials {
-                access_key_id: self.access_key_id.clone(),
-                secret_access_key: self.secret_access_key.clone(),
-            }],
-            part_size: self.part_size,
-            missing_layers: match self.missing_layers {
-                MissingLayersArg::Failure => MissingLayers::Failure,
-                MissingLayersArg::Unavailable => MissingLayers::Unavailable,
-            },
-            faults: self.faults.clone(),
-            fault_seed: self.fault_seed,
-        }
-    }
-}
-
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error("the embedded ECR emulator (--local) could not start: {0}")]
+    Local(#[source] emulator::EmulatorError),
     #[error(transparent)]
     Emulator(#[from] emulator::EmulatorError),
+    #[error("cannot resolve the listen address {listen}: {why}")]
+    Resolve { listen: Listen, why: String },
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
@@ -164,18 +129,27 @@ pub enum CliError {
     Drain(#[from] proxy::DrainError),
 }
 
-/// Set up logging (`RUST_LOG` filters; default `info`).
+/// Set up logging. `RUST_LOG` filters; without it, `info`, and the SDK's own targets only at
+/// ERROR (`ecr::startup::QUIET_SDK_LOGS`): the start-up line says what was found, and failed ECR
+/// calls are logged by `ecr::errors`.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("info,{}", startup::QUIET_SDK_LOGS))
+    });
+    // Colours only for a person at a terminal, not in files or a container's log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// How long start-up waits for the credential providers to answer (on a machine with no
+/// credentials at all, the last of them, IMDS, gives up within about a second).
+const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
 
 /// Run a command until it is stopped (Ctrl-C or SIGTERM).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
@@ -189,15 +163,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     BlobModeArg::Redirect => config::BlobMode::Redirect,
                 }),
             };
-            let config = config::load(args.config.as_deref(), &config::ProcessEnv, &flags)?;
+            let mut config = config::load(args.config.as_deref(), &config::ProcessEnv, &flags)?;
+            let listen = config.listen.clone();
+            // Lives until the proxy has stopped.
+            let _emulator = match config.local.clone() {
+                Some(dir) => Some(start_local(&dir, &mut config).await?),
+                None => None,
+            };
             let running = proxy::start(config).await?;
             // Before "ready": a signal from then on drains (earlier, it ends the process).
             let mut signals = Signals::install()?;
-            let upstream = running
-                .emulator()
-                .map(|e| e.endpoint())
-                .unwrap_or_else(|| "AWS".into());
-            tracing::info!(registry = %format!("http://{}", running.addr()), %upstream, "ecr-proxy ready");
+            announce(&running, &listen).await;
             let first = signals.next().await;
             tracing::info!(
                 "{first} received: draining for up to {}s (a second SIGTERM or SIGINT stops at once)",
@@ -211,17 +187,52 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Emulator(args) => {
-            let tuning = emulator::EmulatorTuning {
-                upload_expiry: std::time::Duration::from_secs(args.upload_expiry_secs),
-            };
             let mut signals = Signals::install()?;
-            let running = emulator::start_tuned(args.config(), tuning).await?;
-            tracing::info!(endpoint = %running.endpoint(), data = %args.data.display(), "emulator ready");
+            let running = emulator_cmd::start(&args).await?;
             let signal = signals.next().await;
             tracing::info!("{signal} received: stopping the emulator");
             running.shutdown();
             Ok(())
         }
+    }
+}
+
+/// `--local`: the emulator on a loopback port, made the proxy's ECR with its own credentials.
+async fn start_local(dir: &Path, config: &mut ProxyConfig) -> Result<RunningEmulator, CliError> {
+    let emu_config = EmulatorConfig::new(dir);
+    let creds = emu_config
+        .credentials
+        .first()
+        .map(|c| (c.access_key_id.clone(), c.secret_access_key.clone()));
+    let region = emu_config.region.clone();
+    let emu = emulator::start(emu_config).await.map_err(CliError::Local)?;
+    config.upstream = Upstream {
+        region: Some(region),
+        endpoint_url: Some(emu.endpoint()),
+        static_credentials: creds,
+        registry_id: None,
+    };
+    Ok(emu)
+}
+
+/// The start-up line: where the registry listens, which ECR it calls, and whether it has
+/// credentials. "ready" only with credentials; without, a WARN that says what to set.
+async fn announce(running: &RunningProxy, listen: &Listen) {
+    let s = running.ecr().startup(CREDENTIALS_WAIT).await;
+    let registry = format!("http://{}", running.addr());
+    match &s.credentials {
+        CredentialStatus::Found(source) => tracing::info!(
+            %registry, %listen, endpoint = %s.endpoint, region = %s.region,
+            registry_id = ?s.registry.to_string(), credentials = ?source,
+            "ecr-proxy ready"
+        ),
+        CredentialStatus::Missing(why) => tracing::warn!(
+            %registry, %listen, endpoint = %s.endpoint, region = %s.region,
+            registry_id = ?s.registry.to_string(), credentials = "none",
+            "ecr-proxy serves, but found no AWS credentials ({why}): set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or give it a role (IRSA, EKS Pod Identity, an \
+             instance profile); /readyz answers 503 until ECR answers"
+        ),
     }
 }
 
@@ -267,3 +278,6 @@ impl Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

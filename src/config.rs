@@ -5,13 +5,14 @@
 //! `AWS_ENDPOINT_URL_ECR`) stay with the AWS SDK's own chain.
 
 mod limits;
+mod values;
 
 pub use limits::{ConnectionLimits, UploadLimits};
+pub use values::{parse_size, ByteSize, Listen};
 
 use crate::ecr::{NewRepository, Upstream};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,7 +56,8 @@ fn glob(p: &str, s: &str) -> bool {
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    pub listen: SocketAddr,
+    /// `HOST:PORT`; a host name is resolved when the proxy binds.
+    pub listen: Listen,
     pub upstream: Upstream,
     /// Cut parts of this size instead of ECR's `partSize` (5–20 MiB).
     pub part_size: Option<u64>,
@@ -159,29 +161,6 @@ enum Size {
     Text(String),
 }
 
-/// `1048576`, `512KiB`, `64MiB`, `2GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB` as binary units).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (try `64MiB`)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => MIB,
-        "g" | "gb" | "gib" => 1024 * MIB,
-        other => {
-            return Err(format!(
-                "`{other}` is not a size unit (use KiB, MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
-}
-
 fn size_of(s: &Size) -> Result<u64, String> {
     match s {
         Size::Bytes(n) => Ok(*n),
@@ -192,7 +171,7 @@ fn size_of(s: &Size) -> Result<u64, String> {
 /// Flags given on the command line (they win over everything).
 #[derive(Clone, Debug, Default)]
 pub struct Flags {
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Listen>,
     pub local: Option<PathBuf>,
     pub blob_mode: Option<BlobMode>,
 }
@@ -218,15 +197,10 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         .clone()
         .or_else(|| env.var("ECR_PROXY_LOCAL").map(PathBuf::from));
 
-    let listen = match (flags.listen, env.var("ECR_PROXY_LISTEN").or(f.listen)) {
-        (Some(a), _) => a,
-        (None, Some(s)) => s.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("`{s}` is not an address like 127.0.0.1:5000"),
-            )
-        })?,
-        (None, None) => SocketAddr::from(([127, 0, 0, 1], 5000)),
+    let listen = match (&flags.listen, env.var("ECR_PROXY_LISTEN").or(f.listen)) {
+        (Some(a), _) => a.clone(),
+        (None, Some(s)) => s.parse().map_err(|m| invalid("listen", m))?,
+        (None, None) => Listen::from(std::net::SocketAddr::from(([127, 0, 0, 1], 5000))),
     };
     let blob_mode = match (flags.blob_mode, env.var("ECR_PROXY_BLOB_MODE")) {
         (Some(m), _) => m,

@@ -4,6 +4,7 @@
 
 pub mod errors;
 mod instrument;
+pub mod startup;
 
 use crate::metrics::Metrics;
 use aws_sdk_ecr::Client;
@@ -56,6 +57,8 @@ pub struct Ecr {
     registry_id: Option<String>,
     /// Where calls are counted and timed (see `instrument`).
     metrics: Metrics,
+    /// What the start-up report reads: the endpoint and the credential provider.
+    setup: startup::Setup,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, EcrError>;
@@ -101,6 +104,7 @@ impl Ecr {
             client: Client::from_conf(conf.build()),
             registry_id: upstream.registry_id.clone(),
             metrics: Metrics::default(),
+            setup: startup::Setup::new(&shared, upstream).await,
         }
     }
 

@@ -2,7 +2,6 @@
 //! place that exits the process.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use ecr_proxy::cli::{self, Cli};
 
 /// jemalloc: upload parts are large short-lived buffers, and glibc's malloc kept freed ones in
@@ -13,7 +12,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() {
-    let args = Cli::parse();
+    let args = Cli::parse_layered(std::env::args_os()).unwrap_or_else(|e| e.exit());
     cli::init_logging(args.log_format);
     if let Err(e) = cli::run(args).await {
         eprintln!("ecr-proxy: {e}");

@@ -14,9 +14,8 @@ pub mod route;
 mod server;
 pub mod sessions;
 
-use crate::config::ProxyConfig;
-use crate::ecr::{Ecr, Upstream};
-use crate::emulator::{self, EmulatorConfig, RunningEmulator};
+use crate::config::{Listen, ProxyConfig};
+use crate::ecr::Ecr;
 use crate::listener::{Drained, Stop};
 use crate::metrics::Metrics;
 use sessions::Sessions;
@@ -44,8 +43,6 @@ const MANIFEST_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("the embedded ECR emulator could not start: {0}")]
-    Emulator(#[from] emulator::EmulatorError),
     #[error("no AWS region is configured: set AWS_REGION (or upstream.region in the config file)")]
     NoRegion,
     #[error("cannot load the system's CA certificates for fetching layers over HTTPS (install ca-certificates): {0}")]
@@ -56,7 +53,7 @@ pub enum StartError {
     Spool(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        addr: SocketAddr,
+        addr: Listen,
         source: std::io::Error,
     },
 }
@@ -77,14 +74,12 @@ pub struct Stopped {
     pub unfinished_uploads: usize,
 }
 
-/// A running proxy (with its embedded emulator under `--local`). Dropping it stops both at
-/// once; `drain` stops it gracefully.
+/// A running proxy. Dropping it stops it at once; `drain` stops it gracefully.
 pub struct RunningProxy {
     addr: SocketAddr,
     app: Arc<App>,
     task: tokio::task::JoinHandle<Drained>,
     stop: Stop,
-    emulator: Option<RunningEmulator>,
 }
 
 impl RunningProxy {
@@ -92,9 +87,9 @@ impl RunningProxy {
         self.addr
     }
 
-    /// The embedded emulator, under `--local`.
-    pub fn emulator(&self) -> Option<&RunningEmulator> {
-        self.emulator.as_ref()
+    /// Its ECR client (for the start-up report).
+    pub fn ecr(&self) -> &Ecr {
+        &self.app.ecr
     }
 
     /// Upload sessions open right now.
@@ -158,33 +153,22 @@ impl Drop for RunningProxy {
     }
 }
 
-/// Start the proxy (and, under `--local`, the emulator it uses as ECR).
-pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> {
-    let mut emulator = None;
-    if let Some(dir) = &config.local {
-        let emu = emulator::start(EmulatorConfig::new(dir)).await?;
-        config.upstream = Upstream {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(emu.endpoint()),
-            static_credentials: Some(("test".into(), "test".into())),
-            registry_id: None,
-        };
-        emulator = Some(emu);
-    }
+/// Start the proxy against `config.upstream` (under `--local` the CLI has pointed it at the
+/// emulator it started). A host name in `config.listen` is resolved here; the first of its
+/// addresses that binds is used.
+pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let ecr = Ecr::connect(&config.upstream).await;
     if !ecr.has_region() {
         return Err(StartError::NoRegion);
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
+    let bind_error = |source| StartError::Bind {
+        addr: config.listen.clone(),
         source,
-    })?;
+    };
+    let listener = tokio::net::TcpListener::bind((config.listen.host(), config.listen.port()))
+        .await
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
     let spool = sessions::spool::Spool::create(
         config.uploads.spool_dir.as_deref(),
         config.uploads.spool_max,
@@ -217,7 +201,6 @@ pub async fn start(mut config: ProxyConfig) -> Result<RunningProxy, StartError> 
         app,
         task,
         stop,
-        emulator,
     })
 }
 

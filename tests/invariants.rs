@@ -1,7 +1,9 @@
 //! Architecture invariants from README § Architecture, checked over the source tree: only the
-//! ECR client module imports `aws_sdk_ecr` (or the SDK's runtime crates); only `main.rs` exits
-//! the process or prints; the IAM policies in `deploy/` list exactly the ECR actions the client
-//! needs (the read-only one exactly those a pull needs), scoped to a repository prefix.
+//! ECR client module imports `aws_sdk_ecr` (or the SDK's runtime crates); the module arrows run
+//! one way (the proxy never starts the emulator, config never reaches into the proxy, the
+//! emulator knows neither the proxy nor the ECR client); only `main.rs` exits the process or
+//! prints; the IAM policies in `deploy/` list exactly the ECR actions the client needs (the
+//! read-only one exactly those a pull needs), scoped to a repository prefix.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,85 @@ fn only_the_ecr_module_imports_the_sdk() {
             .collect();
         for krate in ["aws_sdk_ecr", "aws_config", "aws_runtime", "aws_smithy"] {
             assert!(allowed || !code.contains(krate), "{path} uses {krate}");
+        }
+    }
+}
+
+/// Code without its comments, so a doc comment may name what the code must not use.
+fn code_of(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `code` names the crate's top-level `module`: `crate::module…`, or `module` among the
+/// items of a `crate::{…}` group.
+fn names_module(code: &str, module: &str) -> bool {
+    if code.contains(&format!("crate::{module}")) {
+        return true;
+    }
+    code.match_indices("crate::{").any(|(at, open)| {
+        let mut depth = 0;
+        let mut item = String::new();
+        let mut items = Vec::new();
+        for c in code[at + open.len()..].chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+                _ if depth == 0 => item.push(c),
+                _ => {}
+            }
+        }
+        items.push(item);
+        items.iter().any(|i| {
+            let first = i.trim().split("::").next().unwrap_or("");
+            first == module || first.starts_with(&format!("{module} "))
+        })
+    })
+}
+
+#[test]
+fn module_arrow_check_sees_grouped_imports() {
+    assert!(names_module("use crate::emulator::X;", "emulator"));
+    assert!(names_module(
+        "use crate::{config, emulator::{self, Y}};",
+        "emulator"
+    ));
+    assert!(names_module(
+        "use crate::{ecr::{A, B}, emulator as e};",
+        "emulator"
+    ));
+    assert!(!names_module(
+        "use crate::{ecr::{emulator, B}, config};",
+        "emulator"
+    ));
+    assert!(!names_module("use crate::ecr::Ecr;", "emulator"));
+}
+
+#[test]
+fn module_arrows_run_one_way() {
+    // (files under this prefix, what they must not name): the product never imports its test
+    // double (`--local` is wired in `cli`), config is plain values, the emulator stands alone.
+    let rules = [
+        ("src/proxy", &["emulator"][..]),
+        ("src/config", &["proxy"][..]),
+        ("src/emulator", &["proxy", "ecr"][..]),
+    ];
+    let sources = all_sources();
+    for (prefix, forbidden) in rules {
+        let files: Vec<&(String, String)> = sources
+            .iter()
+            .filter(|(p, _)| p.starts_with(prefix))
+            .collect();
+        assert!(!files.is_empty(), "no sources under {prefix}");
+        for (path, text) in files {
+            let code = code_of(text);
+            for module in forbidden {
+                assert!(!names_module(&code, module), "{path} names crate::{module}");
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ mod resilience;
 mod roundtrip;
 #[path = "proxy/skopeo.rs"]
 mod skopeo;
+#[path = "proxy/startup.rs"]
+mod startup;
 #[path = "proxy/support.rs"]
 mod support;
 #[path = "proxy/uploads.rs"]

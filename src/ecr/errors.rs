@@ -200,6 +200,12 @@ impl EcrError {
                 "Timeout",
                 "ECR did not answer in time",
             ),
+            SdkError::DispatchFailure(_) if caused_by_credentials(e) => EcrError::new(
+                ErrorKind::Credentials,
+                operation,
+                "CredentialsError",
+                "the proxy could not load AWS credentials",
+            ),
             SdkError::DispatchFailure(d) => {
                 let message = if d.is_timeout() {
                     "connecting to ECR timed out"
@@ -244,6 +250,19 @@ impl EcrError {
         }
         out
     }
+}
+
+/// Whether the causes of `e` include a credential provider's failure: the SDK reports a missing
+/// or broken credential chain as a dispatch failure, which is not ECR being unreachable.
+fn caused_by_credentials(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 #[cfg(test)]

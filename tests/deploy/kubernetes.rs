@@ -100,7 +100,15 @@ fn baked_config_is_safe_for_a_sidecar() {
     let path = repo().join("config/sidecar.toml");
     let env = std::collections::HashMap::new();
     let c = ecr_proxy::config::load(Some(&path), &env, &Default::default()).expect("loads");
-    assert!(c.listen.ip().is_loopback(), "listens on {}", c.listen);
+    assert!(
+        c.listen
+            .host()
+            .parse::<std::net::IpAddr>()
+            .expect("a literal IP address")
+            .is_loopback(),
+        "listens on {}",
+        c.listen
+    );
     assert!(!c.create.enabled, "create-on-push is on");
     assert_eq!(c.blob_mode, ecr_proxy::config::BlobMode::Stream);
 }
@@ -149,7 +157,12 @@ fn probes_ask_served_paths_on_the_listen_port() {
             assert!(get["host"].is_null(), "{}: {kind} sets a host", p.name());
             // The kubelet connects to the pod's IP: a proxy bound to loopback would fail them.
             assert!(
-                config.listen.ip().is_unspecified(),
+                config
+                    .listen
+                    .host()
+                    .parse::<std::net::IpAddr>()
+                    .expect("a literal IP address")
+                    .is_unspecified(),
                 "{}: {kind} cannot reach a proxy listening on {}",
                 p.name(),
                 config.listen

@@ -163,7 +163,13 @@ fn a_proxy_on_the_pod_network_is_behind_a_network_policy() {
     let docs = documents();
     let image = image();
     for p in proxies(&docs) {
-        let listen: IpAddr = p.effective_config(&docs, &image).unwrap().listen.ip();
+        let listen: IpAddr = p
+            .effective_config(&docs, &image)
+            .unwrap()
+            .listen
+            .host()
+            .parse::<std::net::IpAddr>()
+            .expect("a literal IP address");
         if listen.is_loopback() {
             continue;
         }

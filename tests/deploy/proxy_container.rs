@@ -5,7 +5,6 @@
 
 use crate::dockerfile::Image;
 use crate::manifests::{containers, is_proxy, pod_spec, Doc};
-use clap::Parser as _;
 use ecr_proxy::cli::{BlobModeArg, Cli, Command};
 use ecr_proxy::config::{self, BlobMode, Flags, ProxyConfig};
 use serde_json::Value;
@@ -164,7 +163,7 @@ impl ProxyContainer<'_> {
     /// config file it names, its literal environment.
     pub fn effective_config(&self, docs: &[Doc], image: &Image) -> Result<ProxyConfig, String> {
         let argv = self.argv(image);
-        let cli = Cli::try_parse_from(&argv).map_err(|e| format!("{argv:?}: {e}"))?;
+        let cli = Cli::parse_layered(&argv).map_err(|e| format!("{argv:?}: {e}"))?;
         let Command::Serve(args) = cli.command else {
             return Err(format!("{argv:?} does not run `serve`"));
         };

@@ -6,7 +6,7 @@
 //! list size) one input that breaks exactly that constraint. Pure: no emulator, no network.
 //! Must not hold expectations about answers; `constraints` does.
 
-use base64::{engine::general_purpose::STANDARD, Engine};
+use base64_simd::STANDARD;
 use serde_json::{json, Map, Value};
 use std::process::Command;
 
@@ -157,7 +157,8 @@ impl Model {
             "boolean" => json!(false),
             "timestamp" => json!(0),
             "blob" => {
-                json!(STANDARD.encode(vec![b'x'; num(s, "min").unwrap_or(1).max(1) as usize]))
+                json!(STANDARD
+                    .encode_to_string(vec![b'x'; num(s, "min").unwrap_or(1).max(1) as usize]))
             }
             "list" => {
                 let n = num(s, "min")
@@ -241,13 +242,13 @@ impl Model {
                 if let Some(n) = min.filter(|n| *n > 0) {
                     out.push((
                         at("min length"),
-                        json!(STANDARD.encode(vec![b'x'; n as usize - 1])),
+                        json!(STANDARD.encode_to_string(vec![b'x'; n as usize - 1])),
                     ));
                 }
                 if let Some(n) = max {
                     out.push((
                         at("max length"),
-                        json!(STANDARD.encode(vec![b'x'; n as usize + 1])),
+                        json!(STANDARD.encode_to_string(vec![b'x'; n as usize + 1])),
                     ));
                 }
             }

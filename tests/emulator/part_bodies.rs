@@ -6,12 +6,11 @@
 
 use crate::support::{complete, data, initiate, sha256, Env, MIB};
 use crate::wire::{api_post, HttpResponse};
-use base64::Engine;
 
 const CREDS: Option<(&str, &str)> = Some(("test", "test"));
 
 fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64_simd::STANDARD.encode_to_string(bytes)
 }
 
 fn accepted(r: &HttpResponse) {

@@ -8,7 +8,7 @@ use aws_sdk_ecr::operation::create_repository::CreateRepositoryError;
 use aws_sdk_ecr::operation::delete_repository::DeleteRepositoryError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::{EncryptionType, ImageTagMutability};
-use base64::{engine::general_purpose::STANDARD, Engine};
+use base64_simd::STANDARD;
 
 #[tokio::test]
 async fn create_describe_delete_and_their_exceptions() {
@@ -269,7 +269,7 @@ async fn authorization_token_decodes_to_the_aws_user() {
     let data = out.authorization_data();
     assert_eq!(data.len(), 1);
     let token = STANDARD
-        .decode(data[0].authorization_token().unwrap())
+        .decode_to_vec(data[0].authorization_token().unwrap())
         .unwrap();
     let token = String::from_utf8(token).unwrap();
     let (user, password) = token.split_once(':').unwrap();

@@ -2,7 +2,6 @@
 //! buffer coming back for reuse.
 
 use super::*;
-use base64::Engine;
 
 fn data(n: usize) -> Vec<u8> {
     (0..n as u32)
@@ -48,8 +47,8 @@ fn the_body_is_the_json_ecr_expects_whatever_the_pieces() {
         assert_eq!(v["partFirstByte"], 10);
         assert_eq!(v["partLastByte"], 100_012);
         assert_eq!((part.first, part.last), (10, 100_012));
-        let blob = base64::engine::general_purpose::STANDARD
-            .decode(v["layerPartBlob"].as_str().unwrap())
+        let blob = base64_simd::STANDARD
+            .decode_to_vec(v["layerPartBlob"].as_str().unwrap())
             .unwrap();
         assert_eq!(blob, raw, "pieces {pieces:?}");
         assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));

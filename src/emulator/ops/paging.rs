@@ -3,7 +3,7 @@
 //! Pure functions; no store access.
 
 use crate::emulator::error::{EcrError, EcrResult};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use base64_simd::URL_SAFE_NO_PAD;
 
 const DEFAULT_PAGE: usize = 100;
 
@@ -33,12 +33,12 @@ pub fn page<T>(
 }
 
 fn encode(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("ecr-emulator:1:{key}"))
+    URL_SAFE_NO_PAD.encode_to_string(format!("ecr-emulator:1:{key}"))
 }
 
 fn decode(token: &str) -> EcrResult<String> {
     URL_SAFE_NO_PAD
-        .decode(token)
+        .decode_to_vec(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_prefix("ecr-emulator:1:").map(str::to_string))

@@ -4,7 +4,7 @@ use super::{now, paging, Call, Ctx};
 use crate::emulator::error::{EcrError, EcrResult};
 use crate::emulator::input::{check_len, check_repository_name, not_null, Input};
 use crate::emulator::store::model::{RepoState, RepositoryRecord};
-use base64::{engine::general_purpose::STANDARD, Engine};
+use base64_simd::STANDARD;
 use serde_json::{json, Value};
 
 const MUTABILITIES: [&str; 4] = [
@@ -218,7 +218,7 @@ pub fn authorization_token(ctx: &Ctx, call: &Call) -> EcrResult<Value> {
         .map(|id| {
             let password = uuid::Uuid::new_v4().simple().to_string();
             json!({
-                "authorizationToken": STANDARD.encode(format!("AWS:{password}")),
+                "authorizationToken": STANDARD.encode_to_string(format!("AWS:{password}")),
                 "expiresAt": now() + 12.0 * 3600.0,
                 "proxyEndpoint": format!("https://{id}.dkr.ecr.{}.amazonaws.com", ctx.region),
             })
