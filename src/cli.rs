@@ -147,8 +147,9 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-/// How long start-up waits for the credential providers to answer (on a machine with no
-/// credentials at all, the last of them, IMDS, gives up within about a second).
+/// How long start-up waits for the credential providers to answer (IMDS, the last of the
+/// default chain, may wait on its own timeouts where no instance metadata answers). The proxy
+/// already serves meanwhile; only the start-up line waits.
 const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
 
 /// Run a command until it is stopped (Ctrl-C or SIGTERM).

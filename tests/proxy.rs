@@ -39,5 +39,7 @@ mod skopeo;
 mod startup;
 #[path = "proxy/support.rs"]
 mod support;
+#[path = "proxy/tryout.rs"]
+mod tryout;
 #[path = "proxy/uploads.rs"]
 mod uploads;

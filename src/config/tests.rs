@@ -54,6 +54,12 @@ fn invalid_settings_say_what_to_fix() {
     assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "1MiB")]).contains("cannot hold one part"));
     assert!(e(&[("ECR_PROXY_PART_SIZE", "1MiB")]).contains("5 MiB"));
     assert!(e(&[("ECR_PROXY_LISTEN", "nowhere")]).contains("not an address"));
+    let named = load(
+        None,
+        &env(&[("ECR_PROXY_LISTEN", "localhost:6000")]),
+        &Flags::default(),
+    );
+    assert_eq!(named.unwrap().listen.to_string(), "localhost:6000");
     assert!(e(&[("ECR_PROXY_TAG_MUTABILITY", "SOMETIMES")]).contains("MUTABLE or IMMUTABLE"));
     assert!(e(&[("ECR_PROXY_BUFFER_BUDGET", "12XB")]).contains("size unit"));
     let dir = tempfile::tempdir().unwrap();

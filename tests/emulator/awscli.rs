@@ -1,7 +1,7 @@
 //! The AWS CLI v1 examples from the issue, run against the emulator: create-repository, the
 //! three-step layer upload of an 8,323,315-byte file, then read commands. botocore signs and
 //! serialises on its own, so these passing also proves the SigV4 verifier against a second signer.
-//! Without `aws` on PATH the tests print a note and pass, except under CI=true where they fail.
+//! Without `aws` on PATH the tests say SKIPPED and pass, except under CI=true where they fail.
 
 use crate::support::{data, sha256, Env};
 use serde_json::Value;
@@ -19,7 +19,9 @@ fn have_cli() -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("the AWS CLI (`aws`) is not on PATH, and CI=true requires these tests to run: install it with `python3 -m pip install awscli` (tests/run does)");
     }
-    eprintln!("note: AWS CLI tests skipped: `aws` is not on PATH (install it with `python3 -m pip install awscli`)");
+    crate::support::skipped(
+        "aws (the AWS CLI) not installed: tests/run installs it into target/test-tools",
+    );
     false
 }
 

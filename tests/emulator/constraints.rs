@@ -33,7 +33,7 @@ fn model_or_skip() -> Option<Model> {
             panic!("botocore's ECR model is needed under CI=true: {why} (install the AWS CLI v1 with `python3 -m pip install awscli`; tests/run does)")
         }
         Err(why) => {
-            eprintln!("note: model constraint checks skipped: {why}");
+            crate::support::skipped(&format!("botocore's ECR model not installed: {why}"));
             None
         }
     }

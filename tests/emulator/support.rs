@@ -120,6 +120,17 @@ pub fn client(endpoint: &str, access_key: &str, secret: &str) -> Client {
     Client::from_conf(cfg)
 }
 
+/// Say that the running test is skipped, and why, on the process's stderr: libtest captures
+/// `eprintln!` (shown only for failures), not a direct write.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// `len` deterministic pseudo-random bytes (xorshift64*), different for each seed.
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -41,7 +41,10 @@ fn suite() -> Option<PathBuf> {
             path.display()
         );
     }
-    eprintln!("note: {} is missing; skipping outside CI", path.display());
+    crate::support::skipped(&format!(
+        "the OCI conformance suite is not installed at {} (set OCI_CONFORMANCE_SUITE)",
+        path.display()
+    ));
     None
 }
 

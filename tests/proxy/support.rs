@@ -176,8 +176,8 @@ pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Whether `tool` runs. Under `CI=true` a missing tool fails the test; elsewhere it is skipped
-/// with a note.
+/// Whether `tool` runs. Under `CI=true` a missing tool fails the test; elsewhere the test says
+/// `SKIPPED <test>: <tool> not installed` where it is seen, and passes.
 pub fn tool_available(tool: &str, version_arg: &str) -> bool {
     let ok = std::process::Command::new(tool)
         .arg(version_arg)
@@ -188,9 +188,22 @@ pub fn tool_available(tool: &str, version_arg: &str) -> bool {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("`{tool}` is required under CI=true (tests/run installs it)");
         }
-        eprintln!("note: `{tool}` is not available; skipping this test outside CI");
+        skipped(&format!(
+            "{tool} not installed (or not answering `{tool} {version_arg}`)"
+        ));
     }
     ok
+}
+
+/// Say that the running test is skipped, and why, on the process's stderr: libtest captures
+/// `eprintln!` (shown only for failures), not a direct write.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// The layer's bytes as the emulator serves them (after a manifest references it).
