@@ -174,8 +174,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let running = proxy::start(config).await?;
             // Before "ready": a signal from then on drains (earlier, it ends the process).
             let mut signals = Signals::install()?;
-            announce(&running, &listen).await;
-            let first = signals.next().await;
+            // The start-up line may wait for credentials (up to CREDENTIALS_WAIT); a signal
+            // meanwhile must start the drain at once, not after it.
+            let first = tokio::select! {
+                biased;
+                s = signals.next() => s,
+                () = announce(&running, &listen) => signals.next().await,
+            };
             tracing::info!(
                 "{first} received: draining for up to {}s (a second SIGTERM or SIGINT stops at once)",
                 running.drain_period().as_secs()

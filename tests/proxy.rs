@@ -29,6 +29,8 @@ mod memory;
 mod metrics;
 #[path = "proxy/pull.rs"]
 mod pull;
+#[path = "proxy/request_timeout.rs"]
+mod request_timeout;
 #[path = "proxy/resilience.rs"]
 mod resilience;
 #[path = "proxy/roundtrip.rs"]

@@ -241,12 +241,15 @@ impl EcrError {
             ),
         };
         if out.kind == ErrorKind::Credentials {
+            // One short line at ERROR; the SDK's whole context (raw response included) only
+            // at DEBUG, as `/readyz` repeats this on every probe while credentials are missing.
             tracing::error!(
                 operation,
                 code = %out.code,
-                error = %DisplayErrorContext(e),
+                error = %out.message.lines().map(str::trim).collect::<Vec<_>>().join("; "),
                 "ECR cannot be called with the proxy's AWS credentials or settings"
             );
+            tracing::debug!(operation, error = %DisplayErrorContext(e), "the SDK's error");
         }
         out
     }

@@ -80,6 +80,9 @@ impl Setup {
 
 impl Ecr {
     /// Resolve the credentials once (waiting at most `wait`) and describe the way to ECR.
+    /// This asks the provider chain itself, outside the client's identity cache, so a role's
+    /// credentials are fetched once more than the first ECR call needs (one STS or IMDS round
+    /// trip at start): the price of a start-up line that knows before any request comes.
     pub async fn startup(&self, wait: Duration) -> Startup {
         let credentials = match &self.setup.credentials {
             None => Err("no credentials provider is configured".to_string()),
@@ -131,7 +134,16 @@ fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         }
         source = s.source();
     }
-    text
+    one_line(&text)
+}
+
+/// The SDK lists the providers it tried on lines of their own; a log line must stay one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The provider credentials came from, by the features the SDK's providers record on them.
@@ -261,5 +273,16 @@ mod tests {
             "123456789012 (the credentials' account)"
         );
         assert_eq!(Registry::Unknown.to_string(), "the credentials' account");
+    }
+
+    #[test]
+    fn a_chain_error_becomes_one_line() {
+        let sdk = "no credentials found in chain. Attempted:\n  Environment: not set\n\n  Profile: no file\n";
+        let text = one_line(sdk);
+        assert_eq!(
+            text,
+            "no credentials found in chain. Attempted:; Environment: not set; Profile: no file"
+        );
+        assert!(!text.contains('\n'));
     }
 }

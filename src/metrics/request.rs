@@ -40,8 +40,14 @@ pub struct Facts {
     pub repository: Option<String>,
     /// The OCI error code and the error's text, when the answer was an error.
     pub error: Option<(&'static str, String)>,
+    /// The request ids of the first `MAX_ECR_IDS` ECR calls (a long upload makes one call a
+    /// part: the line and the memory it takes stay bounded); `ecr_calls` counts them all.
     pub ecr_request_ids: Vec<String>,
+    pub ecr_calls: u64,
 }
+
+/// ECR request ids kept per request for its access line.
+pub const MAX_ECR_IDS: usize = 16;
 
 impl Record {
     pub fn new(metrics: Metrics) -> Arc<Record> {
@@ -53,6 +59,7 @@ impl Record {
                 repository: None,
                 error: None,
                 ecr_request_ids: Vec::new(),
+                ecr_calls: 0,
             }),
         })
     }
@@ -107,7 +114,13 @@ pub fn note_error(code: &'static str, text: &str) {
 
 /// An ECR call made for the request, successful or not.
 pub fn note_ecr_request_id(id: &str) {
-    with(|r| r.facts().ecr_request_ids.push(id.to_string()));
+    with(|r| {
+        let mut f = r.facts();
+        f.ecr_calls += 1;
+        if f.ecr_request_ids.len() < MAX_ECR_IDS {
+            f.ecr_request_ids.push(id.to_string());
+        }
+    });
 }
 
 /// Blob bytes of an upload received from the client (also counted in the registry).

@@ -89,6 +89,7 @@ async fn a_record_gathers_what_its_request_caused() {
     assert_eq!(f.route, "blob");
     assert_eq!(f.repository.as_deref(), Some("team/app"));
     assert_eq!(f.ecr_request_ids, ["one", "two"]);
+    assert_eq!(f.ecr_calls, 2);
     assert_eq!(f.error.as_ref().map(|e| e.0), Some("BLOB_UNKNOWN"));
     let text = m.encode().unwrap();
     assert_eq!(sample(&text, "ecr_proxy_upload_bytes_total"), Some("10"));
@@ -99,4 +100,19 @@ async fn a_record_gathers_what_its_request_caused() {
         sample(&m.encode().unwrap(), "ecr_proxy_upload_bytes_total"),
         Some("10")
     );
+}
+
+#[tokio::test]
+async fn a_long_upload_keeps_a_bounded_list_of_ecr_request_ids() {
+    let record = Record::new(Metrics::new());
+    request::scope(record.clone(), async {
+        for i in 0..(request::MAX_ECR_IDS + 4) {
+            request::note_ecr_request_id(&format!("part-{i}"));
+        }
+    })
+    .await;
+    let f = record.facts();
+    assert_eq!(f.ecr_request_ids.len(), request::MAX_ECR_IDS);
+    assert_eq!(f.ecr_request_ids[0], "part-0");
+    assert_eq!(f.ecr_calls, request::MAX_ECR_IDS as u64 + 4);
 }

@@ -28,6 +28,9 @@ impl Serve {
             .env_clear()
             .env("HOME", home.path())
             .env("NO_COLOR", "1")
+            // Instance metadata on a loopback port nothing listens on: the SDK's last credential
+            // source fails at once, and no test sends traffic off loopback.
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -104,7 +107,14 @@ fn field(line: &str, key: &str) -> String {
 fn no_sdk_lines(lines: &[String]) {
     let sdk: Vec<&String> = lines
         .iter()
-        .filter(|l| l.contains(" aws_config") || l.contains(" aws_smithy"))
+        .filter(|l| {
+            // `TIME LEVEL [span:]... target: message`: look at the target, not the message
+            // (the proxy's own lines may quote the SDK's errors).
+            l.split_whitespace()
+                .skip(2)
+                .take_while(|t| t.ends_with(':'))
+                .any(|t| t.starts_with("aws_"))
+        })
         .collect();
     assert!(sdk.is_empty(), "the SDK logged on its own: {sdk:#?}");
 }
@@ -233,4 +243,47 @@ async fn a_missing_region_stops_it_with_the_fix() {
     let line = serve.line("no AWS region is configured").await;
     assert!(line.contains("set AWS_REGION"), "{line}");
     no_sdk_lines(&serve.lines());
+}
+
+/// A signal while the start-up line still waits for credentials (here: instance metadata that
+/// accepts and never answers) starts the drain at once: it is not held up behind that wait.
+#[tokio::test]
+async fn a_signal_during_the_credential_wait_drains_at_once() {
+    let imds = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let imds_url = format!("http://{}", imds.local_addr().unwrap());
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in imds.incoming().take(64) {
+            held.push(c);
+        }
+    });
+    let mut serve = Serve::start(
+        &["--listen", "127.0.0.1:0"],
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url),
+        ],
+    );
+    serve.line("registry listening").await;
+    let pid = serve.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    serve.line("SIGTERM received: draining").await;
+    assert_eq!(serve.exit_code().await, Some(0));
+    let lines = serve.lines();
+    let drained = lines
+        .iter()
+        .position(|l| l.contains("SIGTERM received"))
+        .unwrap();
+    assert!(
+        !lines[..drained]
+            .iter()
+            .any(|l| l.contains("found no AWS credentials") || l.contains("ecr-proxy ready")),
+        "the start-up line came before the drain:\n{}",
+        lines.join("\n")
+    );
 }

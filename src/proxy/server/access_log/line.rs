@@ -96,6 +96,7 @@ impl Line {
                     client = self.peer.map(tracing::field::display),
                     request_id = self.id.as_ref().map(RequestId::as_str),
                     ecr_request_ids = ecr_ids.as_deref(),
+                    ecr_calls = facts.ecr_calls,
                     "{}",
                     if status.is_some() { "answered" } else { "abandoned before an answer" }
                 )
