@@ -56,6 +56,8 @@ fn glob(p: &str, s: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     pub listen: SocketAddr,
+    /// A listener of its own for `/healthz`, `/readyz` and `/metrics` (`server.admin_listen`).
+    pub admin_listen: Option<SocketAddr>,
     pub upstream: Upstream,
     /// Cut parts of this size instead of ECR's `partSize` (5–20 MiB).
     pub part_size: Option<u64>,
@@ -283,6 +285,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         })?,
         None => f.uploads.idle_timeout_secs.unwrap_or(3600),
     };
+    let admin_listen = limits::admin_listen(&f.server, env, listen)?;
     let connections = limits::connections(&f.server, env)?;
     let request_timeout = limits::request_timeout(&f.server, env)?;
     let uploads = limits::uploads(
@@ -350,6 +353,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
     }
     Ok(ProxyConfig {
         listen,
+        admin_listen,
         upstream: Upstream {
             region: f.upstream.region,
             endpoint_url: f.upstream.endpoint_url,
