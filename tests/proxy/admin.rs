@@ -114,10 +114,14 @@ async fn the_admin_port_serves_health_readiness_and_metrics_and_nothing_else() {
     let body = String::from_utf8_lossy(&r.body);
     assert!(body.starts_with("ECR is not reachable"), "{body}");
     drop(proxy);
-    assert!(
-        TcpStream::connect(admin).await.is_err(),
-        "the admin listener closes with the proxy"
-    );
+    // Dropping aborts the listener's task; its socket closes when the runtime next runs it.
+    for _ in 0..500 {
+        if TcpStream::connect(admin).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the admin listener still accepts 10 s after the proxy was dropped");
 }
 
 #[tokio::test]
