@@ -142,7 +142,14 @@ impl RunningProxy {
         stop_now: impl Future<Output = ()>,
     ) -> Result<Stopped, DrainError> {
         self.app.draining.store(true, Ordering::SeqCst);
-        tracing::info!("draining: /readyz answers 503 from now on");
+        match self.admin_addr() {
+            Some(admin) => tracing::info!(
+                %admin,
+                "draining: /readyz answers 503 from now on (the admin listener keeps answering \
+                 until the drain ends)"
+            ),
+            None => tracing::info!("draining: /readyz answers 503 from now on"),
+        }
         self.stop.drain();
         let drained = tokio::select! {
             joined = &mut self.task => joined,

@@ -216,6 +216,8 @@ async fn during_a_drain_the_admin_port_answers_draining_while_the_registry_refus
     assert_eq!(done.header("range"), Some(&*format!("0-{}", 16 * MIB - 1)));
     let status = proxy.exit_status(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(0), "exit status after the drain");
+    let draining = proxy.log_line("the admin listener keeps answering until the drain ends");
+    assert_eq!(draining["fields"]["admin"], admin.as_str(), "{draining}");
     proxy.log_line("drained: every connection finished");
     proxy.log_line("admin listener stopped");
     match TcpStream::connect(&admin).await {
