@@ -58,6 +58,8 @@ fn glob(p: &str, s: &str) -> bool {
 pub struct ProxyConfig {
     /// `HOST:PORT`; a host name is resolved when the proxy binds.
     pub listen: Listen,
+    /// A listener of its own for `/healthz`, `/readyz` and `/metrics` (`server.admin_listen`).
+    pub admin_listen: Option<std::net::SocketAddr>,
     pub upstream: Upstream,
     /// Cut parts of this size instead of ECR's `partSize` (5–20 MiB).
     pub part_size: Option<u64>,
@@ -257,6 +259,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         })?,
         None => f.uploads.idle_timeout_secs.unwrap_or(3600),
     };
+    let admin_listen = limits::admin_listen(&f.server, env, &listen)?;
     let connections = limits::connections(&f.server, env)?;
     let request_timeout = limits::request_timeout(&f.server, env)?;
     let uploads = limits::uploads(
@@ -324,6 +327,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
     }
     Ok(ProxyConfig {
         listen,
+        admin_listen,
         upstream: Upstream {
             region: f.upstream.region,
             endpoint_url: f.upstream.endpoint_url,

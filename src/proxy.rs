@@ -1,9 +1,11 @@
 //! The registry server: the OCI Distribution / Docker Registry v2 API, carried out with ECR API
 //! calls. `server` accepts connections and applies the tower layers; `handlers` parse the route
 //! and answer per resource; `sessions` hold blob uploads; `error` is the one place errors become
-//! responses. This module wires them together and stops them (`RunningProxy::drain`). It must
-//! not import `aws_sdk_ecr` (see `ecr`).
+//! responses; `admin` serves the health and metrics endpoints on a port of their own. This module
+//! wires them together and stops them (`RunningProxy::drain`). It must not import `aws_sdk_ecr`
+//! (see `ecr`).
 
+mod admin;
 pub mod error;
 mod fetch;
 mod handlers;
@@ -56,6 +58,11 @@ pub enum StartError {
         addr: Listen,
         source: std::io::Error,
     },
+    #[error("cannot listen on {addr} (server.admin_listen, ECR_PROXY_ADMIN_LISTEN): {source}")]
+    AdminBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Why a drain did not end cleanly.
@@ -80,11 +87,18 @@ pub struct RunningProxy {
     app: Arc<App>,
     task: tokio::task::JoinHandle<Drained>,
     stop: Stop,
+    /// The admin listener, when `server.admin_listen` is set.
+    admin: Option<admin::Admin>,
 }
 
 impl RunningProxy {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address (`/healthz`, `/readyz`, `/metrics`), when one is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(admin::Admin::addr)
     }
 
     /// Its ECR client (for the start-up report).
@@ -115,13 +129,22 @@ impl RunningProxy {
     /// so new connections are refused; idle connections are closed; requests in progress get
     /// `drain_period` to finish (each connection closes after its last answer); then the
     /// connections left are cut. `stop_now` resolving (a second signal) cuts them at once. Each
-    /// step is logged, with the uploads left unfinished. The embedded emulator serves to the end.
+    /// step is logged, with the uploads left unfinished. The embedded emulator serves to the end,
+    /// and so does the admin listener (its `/readyz` answers 503 `draining` to new connections
+    /// meanwhile); it stops once the registry's connections are done.
     pub async fn drain(
         mut self,
         stop_now: impl Future<Output = ()>,
     ) -> Result<Stopped, DrainError> {
         self.app.draining.store(true, Ordering::SeqCst);
-        tracing::info!("draining: /readyz answers 503 from now on");
+        match self.admin_addr() {
+            Some(admin) => tracing::info!(
+                %admin,
+                "draining: /readyz answers 503 from now on (the admin listener keeps answering \
+                 until the drain ends)"
+            ),
+            None => tracing::info!("draining: /readyz answers 503 from now on"),
+        }
         self.stop.drain();
         let drained = tokio::select! {
             joined = &mut self.task => joined,
@@ -130,6 +153,9 @@ impl RunningProxy {
                 (&mut self.task).await
             }
         }?;
+        if let Some(admin) = self.admin.take() {
+            admin.stop().await;
+        }
         let unfinished_uploads = self.app.sessions.len();
         if unfinished_uploads > 0 {
             tracing::warn!(
@@ -169,6 +195,10 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         .await
         .map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
+    let admin_listener = match config.admin_listen {
+        Some(a) => Some(admin::bind(a).await?),
+        None => None,
+    };
     let spool = sessions::spool::Spool::create(
         config.uploads.spool_dir.as_deref(),
         config.uploads.spool_max,
@@ -196,11 +226,13 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     tracing::info!(%addr, "registry listening");
     let stop = Stop::default();
     let task = tokio::spawn(server::accept_loop(listener, app.clone(), stop.clone()));
+    let admin = admin_listener.map(|(l, a)| admin::Admin::spawn(l, a, app.clone()));
     Ok(RunningProxy {
         addr,
         app,
         task,
         stop,
+        admin,
     })
 }
 

@@ -3,6 +3,8 @@
 
 #[path = "proxy/access_log.rs"]
 mod access_log;
+#[path = "proxy/admin.rs"]
+mod admin;
 #[path = "proxy/attacks.rs"]
 mod attacks;
 #[path = "proxy/conformance.rs"]

@@ -1,10 +1,12 @@
 //! The limits that keep one client from stopping the service for others: connection timers and
 //! caps and the request timeout (`[server]`) and upload limits (`[uploads]`), read from the file
-//! and `ECR_PROXY_*` variables with their defaults. Only values live here; `listener`,
-//! `proxy::server` and `proxy::sessions` enforce them.
+//! and `ECR_PROXY_*` variables with their defaults; and the other `[server]` key, the admin
+//! listener's address (`admin_listen`), checked against the registry's. Only values live here;
+//! `listener`, `proxy::server`, `proxy::admin` and `proxy::sessions` enforce them.
 
-use super::{ConfigError, Env};
+use super::{ConfigError, Env, Listen};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +71,7 @@ pub(super) struct ServerFile {
     max_connections: Option<usize>,
     drain_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
+    admin_listen: Option<String>,
 }
 
 /// A request without a body (GET, HEAD, DELETE) must have its answer's head within this.
@@ -164,6 +167,37 @@ pub(super) fn request_timeout(f: &ServerFile, env: &dyn Env) -> Result<Duration,
     )
 }
 
+/// `server.admin_listen` (`ECR_PROXY_ADMIN_LISTEN`): where `/healthz`, `/readyz` and `/metrics`
+/// are also served, on a listener of their own; unset (or empty) means none. It must not be the
+/// registry's `listen` address, nor overlap it (the same port on the same or an unspecified
+/// address); port 0 (a free port for each) never clashes.
+pub(super) fn admin_listen(
+    f: &ServerFile,
+    env: &dyn Env,
+    listen: &Listen,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(s) = env.var("ECR_PROXY_ADMIN_LISTEN").or(f.admin_listen.clone()) else {
+        return Ok(None);
+    };
+    let admin: SocketAddr = s.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "admin_listen: `{s}` is not an address like 0.0.0.0:9090"
+        ))
+    })?;
+    // A host name in `listen` may resolve to the admin address: the same port is refused.
+    let overlaps = match listen.ip() {
+        Some(ip) => admin.ip() == ip || admin.ip().is_unspecified() || ip.is_unspecified(),
+        None => true,
+    };
+    if admin.port() != 0 && admin.port() == listen.port() && overlaps {
+        return Err(ConfigError::Invalid(format!(
+            "admin_listen: {admin} is the registry's own address (listen = {listen}); give the \
+             admin listener a port of its own, e.g. 0.0.0.0:9090, or leave it unset"
+        )));
+    }
+    Ok(Some(admin))
+}
+
 pub(super) fn uploads(k: UploadsKeys, env: &dyn Env) -> Result<UploadLimits, ConfigError> {
     let d = UploadLimits::default();
     let body_read_timeout = match number(env, "ECR_PROXY_BODY_TIMEOUT_SECS", k.body_timeout_secs)? {
@@ -233,5 +267,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("ECR_PROXY_DRAIN_SECS"), "{msg}");
+    }
+
+    #[test]
+    fn the_admin_address_is_optional_and_never_the_registry_s_own() {
+        let listen: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let file = |a: Option<&str>| ServerFile {
+            admin_listen: a.map(str::to_string),
+            ..ServerFile::default()
+        };
+        let admin = |f: &ServerFile, e: &[(&str, &str)], l: SocketAddr| {
+            admin_listen(f, &env(e), &l.into()).map(|a| a.map(|a| a.to_string()))
+        };
+        assert_eq!(admin(&file(None), &[], listen).unwrap(), None);
+        let parsed: ServerFile = toml::from_str("admin_listen = \"0.0.0.0:9090\"").unwrap();
+        assert_eq!(
+            admin(&parsed, &[], listen).unwrap(),
+            Some("0.0.0.0:9090".into())
+        );
+        assert_eq!(
+            admin(&file(Some("0.0.0.0:9090")), &[], listen).unwrap(),
+            Some("0.0.0.0:9090".into())
+        );
+        assert_eq!(
+            admin(
+                &file(Some("0.0.0.0:9090")),
+                &[("ECR_PROXY_ADMIN_LISTEN", "127.0.0.1:9091")],
+                listen
+            )
+            .unwrap(),
+            Some("127.0.0.1:9091".into())
+        );
+        // Beside the registry on the same address, and both on free ports: no clash.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert!(admin(&file(Some("127.0.0.1:0")), &[], any)
+            .unwrap()
+            .is_some());
+        assert!(admin(&file(Some("[::1]:5000")), &[], listen)
+            .unwrap()
+            .is_some());
+        let wild: SocketAddr = "0.0.0.0:5000".parse().unwrap();
+        for (a, l) in [
+            ("127.0.0.1:5000", listen),
+            ("0.0.0.0:5000", listen),
+            ("127.0.0.1:5000", wild),
+        ] {
+            let msg = admin(&file(Some(a)), &[], l).unwrap_err().to_string();
+            assert!(
+                msg.contains("admin_listen") && msg.contains("registry's own address"),
+                "{a} beside {l}: {msg}"
+            );
+        }
+        let msg = admin(
+            &file(None),
+            &[("ECR_PROXY_ADMIN_LISTEN", "anywhere")],
+            listen,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("not an address like"), "{msg}");
     }
 }

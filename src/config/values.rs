@@ -75,6 +75,11 @@ impl Listen {
         self.port
     }
 
+    /// The address, when the host is written as one (`None` for a host name).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.host.trim_matches(['[', ']']).parse().ok()
+    }
+
     /// The addresses the host resolves to, for this port.
     pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
         Ok(tokio::net::lookup_host((self.host.as_str(), self.port))

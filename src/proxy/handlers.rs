@@ -1,10 +1,11 @@
 //! Request dispatch: parse the route, note it in the request's span and record (the access log
 //! and the metrics read it there), call the resource's handler, and hand any error to
-//! `RegistryError::into_response`; also `/healthz`, `/readyz` and `/metrics`. One file per
-//! resource under `handlers/`. Handlers must not build error bodies themselves, nor call
+//! `RegistryError::into_response`; also `/healthz`, `/readyz` and `/metrics` (answered by
+//! `health`, which the admin listener shares). One file per resource under `handlers/`. Handlers must not build error bodies themselves, nor call
 //! `aws_sdk_ecr` (they use `ecr::Ecr`), nor log each request (the access-log layer does, once).
 
 mod blobs;
+pub(super) mod health;
 mod listing;
 mod manifests;
 mod referrers;
@@ -14,7 +15,7 @@ use super::error::{RegistryError, RegistryResult};
 use super::route::{self, Route, RouteError};
 use super::App;
 use crate::body::{self, Body};
-use crate::metrics::{self, request};
+use crate::metrics::request;
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -25,11 +26,11 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
     match req.uri().path() {
         "/healthz" => {
             note_route("health", None);
-            return Ok(plain(StatusCode::OK, "ok"));
+            return Ok(health::healthz());
         }
         "/readyz" => {
             note_route("health", None);
-            return Ok(ready(&app).await);
+            return Ok(health::readyz(&app).await);
         }
         "/metrics" => {
             note_route("metrics", None);
@@ -67,20 +68,8 @@ fn scrape(app: &App, method: &Method) -> RegistryResult<Response<Body>> {
     if !matches!(*method, Method::GET | Method::HEAD) {
         return Err(RegistryError::MethodNotAllowed);
     }
-    let text = app.metrics.encode().map_err(|e| {
-        RegistryError::Unavailable(format!("the metrics could not be encoded: {e}"))
-    })?;
-    let len = text.len();
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
-        .header(header::CONTENT_LENGTH, len)
-        .body(if *method == Method::HEAD {
-            body::empty()
-        } else {
-            body::full(text)
-        })
-        .expect("valid response"))
+    health::scrape(app, *method == Method::HEAD)
+        .map_err(|e| RegistryError::Unavailable(format!("the metrics could not be encoded: {e}")))
 }
 
 async fn handle(
@@ -126,33 +115,6 @@ async fn handle(
             manifests::put(app, &name, &reference, req).await
         }
         _ => Err(RegistryError::MethodNotAllowed),
-    }
-}
-
-/// Liveness and readiness for orchestrators: `/healthz` says the process serves; `/readyz` says
-/// ECR answers with the proxy's credentials (one DescribeRepositories call).
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain")
-        .body(body::full(text.to_string()))
-        .expect("valid response")
-}
-
-async fn ready(app: &App) -> Response<Body> {
-    // Draining (SIGTERM): out of the load balancer at once, without asking ECR.
-    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "draining");
-    }
-    match app.ecr.probe().await {
-        Ok(()) => plain(StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!("not ready: {e}");
-            plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("ECR is not reachable: {e}"),
-            )
-        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! The container image, built and run here as a user would: `deploy/build-image` packages the
 //! test binary (no registry reachable), the image is checked (non-root user, exec-form
 //! ENTRYPOINT, CA certificates, size), then run with `--network host` and a read-only root in
-//! front of an emulator this test starts on loopback; skopeo pushes an image through the
-//! container and pulls it back, and every blob is compared byte for byte. The container and the
+//! front of an emulator this test starts on loopback, with an admin port as the Kubernetes
+//! manifests open one (probed: ready there, and no registry path); skopeo pushes an image
+//! through the container and pulls it back, and every blob is compared byte for byte. The container and the
 //! image are removed at the end, passed or failed.
 
 use crate::support::*;
@@ -129,19 +130,22 @@ async fn image_builds_offline_runs_read_only_and_serves_push_and_pull() {
     let addr = format!("127.0.0.1:{}", free_port());
     let endpoint = format!("AWS_ENDPOINT_URL_ECR={}", emu.endpoint());
     let listen = format!("ECR_PROXY_LISTEN={addr}");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let admin_listen = format!("ECR_PROXY_ADMIN_LISTEN={admin}");
     #[rustfmt::skip]
     let args = [
         "run", "-d", "--name", &container, "--network", "host", "--read-only",
         "--tmpfs", "/var/spool/ecr-proxy",
         "-e", &endpoint, "-e", "AWS_REGION=us-east-1",
         "-e", "AWS_ACCESS_KEY_ID=test", "-e", "AWS_SECRET_ACCESS_KEY=test",
-        "-e", &listen, &image,
+        "-e", &listen, "-e", &admin_listen, &image,
     ];
     docker_ok(&args).await;
 
+    // Probed as the kubelet does in deploy/kubernetes: on the admin port.
     let mut ready = None;
     for _ in 0..120 {
-        ready = status(&addr, "/readyz").await;
+        ready = status(&admin, "/readyz").await;
         if ready == Some(200) {
             break;
         }
@@ -150,10 +154,22 @@ async fn image_builds_offline_runs_read_only_and_serves_push_and_pull() {
     if ready != Some(200) {
         let logs = run("docker", &["logs", &container]).await;
         panic!(
-            "the container never became ready ({ready:?}): {}",
+            "the container never became ready on its admin port ({ready:?}): {}",
             describe(&logs)
         );
     }
+    assert_eq!(status(&admin, "/healthz").await, Some(200));
+    assert_eq!(status(&admin, "/metrics").await, Some(200));
+    assert_eq!(
+        status(&admin, "/v2/").await,
+        Some(404),
+        "no registry on the admin port"
+    );
+    assert_eq!(
+        status(&addr, "/readyz").await,
+        Some(200),
+        "the registry port"
+    );
     let top = docker_ok(&["top", &container, "-eo", "pid,uid,args"]).await;
     let uids: Vec<&str> = top
         .lines()

@@ -1,13 +1,17 @@
 //! The Kubernetes manifests checked against the code they deploy: every file parses and is in its
 //! kustomization; each ecr-proxy container's argv (command/args over the Dockerfile's
 //! ENTRYPOINT/CMD) parses with the real CLI and its config loads; the baked config is safe for a
-//! sidecar; probes ask paths the proxy serves on the port it listens on. What the pods get
-//! (memory, grace, credentials, privileges, network) is `pods.rs`.
+//! sidecar; probes and the Prometheus annotations name paths the proxy serves on a port the
+//! kubelet reaches (the pod's IP, never its loopback): the admin port when the registry listens
+//! on loopback. What the pods get (memory, grace, credentials, privileges, network) is
+//! `pods.rs`.
 
 use crate::dockerfile::image;
 use crate::manifests::*;
 use crate::proxy_container::{proxies, ProxyContainer};
+use ecr_proxy::config::ProxyConfig;
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// What `proxy::handlers` answers for orchestrators.
@@ -101,14 +105,12 @@ fn baked_config_is_safe_for_a_sidecar() {
     let env = std::collections::HashMap::new();
     let c = ecr_proxy::config::load(Some(&path), &env, &Default::default()).expect("loads");
     assert!(
-        c.listen
-            .host()
-            .parse::<std::net::IpAddr>()
-            .expect("a literal IP address")
-            .is_loopback(),
+        c.listen.ip().expect("a literal IP address").is_loopback(),
         "listens on {}",
         c.listen
     );
+    // `docker run` of the image opens nothing else; the manifests add the admin port.
+    assert_eq!(c.admin_listen, None, "the baked config opens an admin port");
     assert!(!c.create.enabled, "create-on-push is on");
     assert_eq!(c.blob_mode, ecr_proxy::config::BlobMode::Stream);
 }
@@ -126,8 +128,33 @@ fn probe_port(p: &ProxyContainer<'_>, port: &serde_json::Value) -> u16 {
         .unwrap_or_else(|| panic!("{}: no port named {name}", p.name())) as u16
 }
 
+/// The listener of `config` a kubelet or Prometheus connecting to the pod's IP on `port` reaches:
+/// the registry's or the admin one, bound to every address (a manifest cannot name the pod's IP).
+fn reached_on(who: &str, config: &ProxyConfig, port: u16) -> SocketAddr {
+    let registry = SocketAddr::new(
+        config.listen.ip().expect("a literal IP address"),
+        config.listen.port(),
+    );
+    let listener = [Some(registry), config.admin_listen]
+        .into_iter()
+        .flatten()
+        .find(|a| a.port() == port)
+        .unwrap_or_else(|| {
+            panic!(
+                "{who}: port {port} is neither listen ({}) nor admin_listen ({:?})",
+                config.listen, config.admin_listen
+            )
+        });
+    // The kubelet connects to the pod's IP: a listener bound to loopback would fail it.
+    assert!(
+        listener.ip().is_unspecified(),
+        "{who}: the pod's IP cannot reach a listener on {listener}"
+    );
+    listener
+}
+
 #[test]
-fn probes_ask_served_paths_on_the_listen_port() {
+fn probes_ask_served_paths_on_a_port_the_kubelet_reaches() {
     let docs = documents();
     let image = image();
     for p in proxies(&docs) {
@@ -148,25 +175,22 @@ fn probes_ask_served_paths_on_the_listen_port() {
                 "{}: {kind} asks {path}",
                 p.name()
             );
-            assert_eq!(
-                probe_port(&p, &get["port"]),
-                config.listen.port(),
-                "{}: {kind} port",
-                p.name()
-            );
             assert!(get["host"].is_null(), "{}: {kind} sets a host", p.name());
-            // The kubelet connects to the pod's IP: a proxy bound to loopback would fail them.
-            assert!(
-                config
-                    .listen
-                    .host()
-                    .parse::<std::net::IpAddr>()
-                    .expect("a literal IP address")
-                    .is_unspecified(),
-                "{}: {kind} cannot reach a proxy listening on {}",
-                p.name(),
-                config.listen
-            );
+            let who = format!("{}: {kind}", p.name());
+            let port = probe_port(&p, &get["port"]);
+            let reached = reached_on(&who, &config, port);
+            if config
+                .listen
+                .ip()
+                .expect("a literal IP address")
+                .is_loopback()
+            {
+                assert_eq!(
+                    Some(reached),
+                    config.admin_listen,
+                    "{who}: the registry is on loopback, so probes go to the admin port"
+                );
+            }
         }
         assert_eq!(
             p.container["livenessProbe"]["httpGet"]["path"],
@@ -174,5 +198,39 @@ fn probes_ask_served_paths_on_the_listen_port() {
             "{}: liveness must not depend on ECR",
             p.name()
         );
+    }
+}
+
+#[test]
+fn the_admin_port_is_named_and_prometheus_scrapes_it() {
+    let docs = documents();
+    let image = image();
+    for p in proxies(&docs) {
+        let config = p.effective_config(&docs, &image).unwrap();
+        let admin = config
+            .admin_listen
+            .unwrap_or_else(|| panic!("{}: no admin_listen", p.name()));
+        let named = p.container["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|q| q["name"] == "admin"))
+            .unwrap_or_else(|| panic!("{}: no container port named admin", p.name()));
+        assert_eq!(
+            named["containerPort"].as_u64(),
+            Some(u64::from(admin.port())),
+            "{}: the port named admin is not admin_listen's ({admin})",
+            p.name()
+        );
+        let annotations = &pod_metadata(&p.doc.value)["annotations"];
+        let who = format!("{}: prometheus.io annotations", p.name());
+        assert_eq!(annotations["prometheus.io/scrape"], "true", "{who}");
+        let path = annotations["prometheus.io/path"]
+            .as_str()
+            .unwrap_or("/metrics");
+        assert_eq!(path, "/metrics", "{who}");
+        let port: u16 = annotations["prometheus.io/port"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{who}: prometheus.io/port is not a port number"));
+        assert_eq!(reached_on(&who, &config, port), admin, "{who}");
     }
 }

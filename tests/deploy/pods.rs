@@ -1,14 +1,15 @@
 //! What the pods around the proxy give it, checked: a memory limit that covers the upload budget
 //! plus the overhead the manifest states; a grace period above preStop + drain; AWS credentials
 //! for the proxy alone (skip-containers names every other container, the proxy is a native
-//! sidecar); no privileges and the spool on a volume; a NetworkPolicy in front of a proxy that
-//! listens on the pod network.
+//! sidecar); no privileges and the spool on a volume; a sidecar's registry on loopback only, and a
+//! NetworkPolicy in front of a registry that listens on the pod network (only the admin port may
+//! be open to every pod).
 
 use crate::dockerfile::image;
 use crate::manifests::*;
 use crate::proxy_container::proxies;
+use serde_json::Value;
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::Path;
 
 /// `server.drain_secs` when neither the file nor ECR_PROXY_DRAIN_SECS sets it.
@@ -159,22 +160,64 @@ fn proxy_runs_unprivileged_with_its_spool_on_a_volume() {
 }
 
 #[test]
-fn a_proxy_on_the_pod_network_is_behind_a_network_policy() {
+fn a_sidecar_s_registry_is_reachable_only_from_its_pod() {
+    let docs = documents();
+    let image = image();
+    let mut sidecars = 0;
+    for p in proxies(&docs)
+        .into_iter()
+        .filter(|p| containers(p.pod).len() > 1)
+    {
+        sidecars += 1;
+        let config = p.effective_config(&docs, &image).unwrap();
+        assert!(
+            config
+                .listen
+                .ip()
+                .expect("a literal IP address")
+                .is_loopback(),
+            "{}: the registry listens on {}, beyond the pod's loopback",
+            p.name(),
+            config.listen
+        );
+    }
+    assert!(sidecars >= 1, "the sidecar pod was not found");
+}
+
+/// Whether an ingress `rule` of a NetworkPolicy lets connections reach `port` of the container
+/// `c` (no `ports` means every port; a named port is the container's).
+fn admits(rule: &Value, port: u16, c: &Value) -> bool {
+    let Some(ports) = rule["ports"].as_array().filter(|a| !a.is_empty()) else {
+        return true;
+    };
+    ports.iter().any(|q| {
+        let first = match &q["port"] {
+            Value::Null => return true,
+            Value::String(name) => c["ports"]
+                .as_array()
+                .and_then(|a| a.iter().find(|n| n["name"] == name.as_str()))
+                .and_then(|n| n["containerPort"].as_u64()),
+            n => n.as_u64(),
+        };
+        let last = q["endPort"].as_u64().or(first);
+        first.is_some_and(|f| (f..=last.unwrap_or(f)).contains(&u64::from(port)))
+    })
+}
+
+#[test]
+fn a_registry_on_the_pod_network_is_behind_a_network_policy() {
     let docs = documents();
     let image = image();
     for p in proxies(&docs) {
-        let listen: IpAddr = p
-            .effective_config(&docs, &image)
-            .unwrap()
-            .listen
-            .host()
-            .parse::<std::net::IpAddr>()
-            .expect("a literal IP address");
-        if listen.is_loopback() {
+        let listen = p.effective_config(&docs, &image).unwrap().listen;
+        if listen.ip().expect("a literal IP address").is_loopback() {
             continue;
         }
         let labels = &pod_metadata(&p.doc.value)["labels"];
         let dir = p.doc.file.parent();
+        let no_rules = Vec::new();
+        // Every rule that admits the registry's port names who may connect (the admin port
+        // alone may be open to every pod); no `ingress` at all denies everything.
         let guarded = docs.iter().any(|d| {
             d.kind() == "NetworkPolicy"
                 && d.file.parent() == dir
@@ -184,16 +227,47 @@ fn a_proxy_on_the_pod_network_is_behind_a_network_policy() {
                 && d.value["spec"]["policyTypes"]
                     .as_array()
                     .is_some_and(|t| t.iter().any(|t| t == "Ingress"))
-                && d.value["spec"]["ingress"].as_array().is_some_and(|rules| {
-                    rules
-                        .iter()
-                        .all(|r| r["from"].as_array().is_some_and(|f| !f.is_empty()))
-                })
+                && d.value["spec"]["ingress"]
+                    .as_array()
+                    .unwrap_or(&no_rules)
+                    .iter()
+                    .filter(|r| admits(r, listen.port(), p.container))
+                    .all(|r| r["from"].as_array().is_some_and(|f| !f.is_empty()))
         });
         assert!(
             guarded,
-            "{} listens on {listen} with no NetworkPolicy beside it limiting who connects",
-            p.name()
+            "{}: the registry listens on {listen} with no NetworkPolicy beside it limiting who \
+             connects to port {}",
+            p.name(),
+            listen.port()
         );
     }
+}
+
+#[test]
+fn a_network_policy_rule_admits_the_ports_it_names() {
+    let c: Value = serde_json::json!({"ports": [{"name": "registry", "containerPort": 5000}]});
+    let rule = |ports: Value| serde_json::json!({ "ports": ports });
+    assert!(admits(&serde_json::json!({}), 5000, &c), "no ports: all");
+    assert!(admits(&rule(serde_json::json!([{"port": 5000}])), 5000, &c));
+    assert!(admits(
+        &rule(serde_json::json!([{"port": "registry"}])),
+        5000,
+        &c
+    ));
+    assert!(admits(
+        &rule(serde_json::json!([{"port": 4000, "endPort": 6000}])),
+        5000,
+        &c
+    ));
+    assert!(!admits(
+        &rule(serde_json::json!([{"port": 9090}])),
+        5000,
+        &c
+    ));
+    assert!(!admits(
+        &rule(serde_json::json!([{"port": "admin"}])),
+        5000,
+        &c
+    ));
 }

@@ -5,7 +5,7 @@
 //! decides when each byte is sent.
 
 #[path = "drain/process.rs"]
-mod process;
+pub(crate) mod process;
 
 use crate::support::{data, digest, MIB};
 use process::{closed_within, read_answer, request, Process};
