@@ -11,6 +11,7 @@ mod fetch;
 mod handlers;
 mod holder;
 mod manifest_cache;
+mod readiness;
 mod repos;
 pub mod route;
 mod server;
@@ -36,6 +37,8 @@ pub struct App {
     pub manifests: manifest_cache::ManifestCache,
     /// Set when a drain begins: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// Concurrent `/readyz` probes share one ECR call.
+    pub readiness: readiness::Readiness,
     pub metrics: Metrics,
 }
 
@@ -220,6 +223,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         config,
         fetcher,
         draining: AtomicBool::new(false),
+        readiness: readiness::Readiness::default(),
         manifests: manifests.with_metrics(metrics.clone()),
         metrics,
     });

@@ -27,12 +27,14 @@ pub fn healthz() -> Response<Body> {
 
 /// `/readyz`: 503 `draining` once a drain began (out of the load balancer at once, without
 /// asking ECR); otherwise 200 `ready` if ECR answers one DescribeRepositories call with the
-/// proxy's credentials, 503 with the reason if not.
+/// proxy's credentials, 503 with the reason if not. Concurrent probes share one call
+/// (`proxy::readiness`).
 pub async fn readyz(app: &App) -> Response<Body> {
     if app.draining.load(Ordering::SeqCst) {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "draining");
     }
-    match app.ecr.probe().await {
+    let probe = || async { app.ecr.probe().await.map_err(|e| e.to_string()) };
+    match app.readiness.check(probe).await {
         Ok(()) => plain(StatusCode::OK, "ready"),
         Err(e) => {
             tracing::warn!("not ready: {e}");
