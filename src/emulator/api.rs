@@ -146,7 +146,13 @@ where
             json_response(StatusCode::OK, out.to_string(), request_id)
         }
         Err(e) => {
-            tracing::info!(code = e.code(), "{e}");
+            // Most 4xx answers are the ordinary lookups of a push (RepositoryNotFound,
+            // LayersNotFound…): DEBUG, as ECR's own clients see them; server faults at WARN.
+            if e.status() >= 500 {
+                tracing::warn!(code = e.code(), "{e}");
+            } else {
+                tracing::debug!(code = e.code(), "{e}");
+            }
             error_response(&e, request_id)
         }
     })
