@@ -3,7 +3,7 @@
 //! `Connection: close` on an early answer. Raw TCP clients, so every byte sent is the test's.
 
 #[path = "connections/raw.rs"]
-mod raw;
+pub(crate) mod raw;
 
 use raw::{closed_within, ensure_nofile, get_v2, read_response, Served};
 use std::time::Duration;

@@ -102,6 +102,7 @@ impl Drop for Served {
 pub struct Head {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Head {
@@ -113,9 +114,9 @@ impl Head {
     }
 }
 
-/// Read one response (head and a `Content-Length` body) from `s`, within 10 s.
+/// Read one response (head and a `Content-Length` body) from `s`, within 60 s.
 pub async fn read_response(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> Head {
-    tokio::time::timeout(Duration::from_secs(10), async {
+    tokio::time::timeout(Duration::from_secs(60), async {
         let mut buf = Vec::new();
         let end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -151,10 +152,14 @@ pub async fn read_response(s: &mut (impl tokio::io::AsyncRead + Unpin)) -> Head 
             assert!(n > 0, "connection closed inside a body");
             body.extend_from_slice(&chunk[..n]);
         }
-        Head { status, headers }
+        Head {
+            status,
+            headers,
+            body,
+        }
     })
     .await
-    .expect("a response within 10 s")
+    .expect("a response within 60 s")
 }
 
 pub async fn get_v2(s: &mut TcpStream) -> Head {

@@ -9,8 +9,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// The raw HTTP/1 reader the connection tests use.
+pub use crate::connections::raw::{closed_within, read_response as read_answer, Head as Answer};
 
 /// An `ecr-proxy` process with its stderr (JSON logs) in a file.
 pub struct Process {
@@ -188,86 +191,10 @@ impl Drop for Process {
     }
 }
 
-/// A response: status, lower-cased headers and a `Content-Length` body.
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// Send `head` (lines without the final empty line) and an empty body; read the answer.
 pub async fn request(s: &mut TcpStream, head: &str) -> Answer {
     s.write_all(format!("{head}\r\nContent-Length: 0\r\n\r\n").as_bytes())
         .await
         .expect("send a request");
     read_answer(s).await
-}
-
-/// Read one answer (head and `Content-Length` body), within 60 s.
-pub async fn read_answer(s: &mut TcpStream) -> Answer {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        let mut buf = Vec::new();
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.expect("read an answer");
-            assert!(n > 0, "connection closed before a whole answer head");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let text = String::from_utf8_lossy(&buf[..end]).to_string();
-        let mut lines = text.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("not a status line: {status_line:?}"));
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .map_or(0, |(_, v)| v.parse().expect("a length"));
-        let mut body = buf[end..].to_vec();
-        while body.len() < len {
-            let mut chunk = vec![0u8; len - body.len()];
-            let n = s.read(&mut chunk).await.expect("read a body");
-            assert!(n > 0, "connection closed inside a body");
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    })
-    .await
-    .expect("an answer within 60 s")
-}
-
-/// Whether the server closes `s` (EOF or reset) within `within`.
-pub async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
-    let mut buf = [0u8; 1024];
-    let wait = async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    };
-    tokio::time::timeout(within, wait).await.is_ok()
 }
