@@ -4,8 +4,11 @@
 //! port is bound, with messages that say what to fix. AWS settings (credentials, region,
 //! `AWS_ENDPOINT_URL_ECR`) stay with the AWS SDK's own chain.
 
+mod auth;
 mod limits;
 mod values;
+
+pub use auth::{Action, AuthSettings, Issuer, Rule, TlsSettings};
 
 pub use limits::{ConnectionLimits, UploadLimits};
 pub use values::{parse_size, ByteSize, Listen};
@@ -43,7 +46,8 @@ impl CreatePolicy {
     }
 }
 
-fn glob(p: &str, s: &str) -> bool {
+/// Whether `s` matches the pattern `p`, where `*` matches any run of characters, `/` included.
+pub fn glob(p: &str, s: &str) -> bool {
     match p.split_once('*') {
         None => p == s,
         Some((head, rest)) => {
@@ -73,6 +77,12 @@ pub struct ProxyConfig {
     /// A request without a body gets 503 when its answer has not begun within this.
     pub request_timeout: Duration,
     pub uploads: UploadLimits,
+    /// `[auth]`: without it every client may do everything the proxy's IAM role may.
+    pub auth: Option<AuthSettings>,
+    /// `[tls]`: without it the registry speaks plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// `server.allow_unauthenticated`: serve a non-loopback address without `[auth]`.
+    pub allow_unauthenticated: bool,
 }
 
 /// Reads configuration variables.
@@ -122,6 +132,8 @@ struct File {
     uploads: UploadsFile,
     #[serde(default)]
     server: limits::ServerFile,
+    auth: Option<auth::AuthFile>,
+    tls: Option<auth::TlsFile>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -180,6 +192,10 @@ pub struct Flags {
 
 /// Build the configuration from a file (optional), the environment and flags.
 pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyConfig, ConfigError> {
+    let base = file
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let f: File = match file {
         None => File::default(),
         Some(path) => {
@@ -279,6 +295,17 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         },
         env,
     )?;
+    let allow_unauthenticated = match env.var("ECR_PROXY_ALLOW_UNAUTHENTICATED") {
+        Some(s) => s.parse().map_err(|_| {
+            invalid(
+                "ECR_PROXY_ALLOW_UNAUTHENTICATED",
+                format!("`{s}` must be true or false"),
+            )
+        })?,
+        None => f.server.allow_unauthenticated.unwrap_or(false),
+    };
+    let auth = auth::auth(f.auth, &base)?;
+    let tls = auth::tls(f.tls, &base)?;
     let r = f.repositories;
     let create_on_push = match env.var("ECR_PROXY_CREATE_REPOSITORIES") {
         Some(s) => s.parse().map_err(|_| {
@@ -352,6 +379,9 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         connections,
         request_timeout,
         uploads,
+        auth,
+        tls,
+        allow_unauthenticated,
     })
 }
 

@@ -2,6 +2,7 @@
 //! through the ECR API, and `emulator`, the local ECR it is tested against.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -14,3 +15,4 @@ pub mod names;
 pub mod parts;
 pub mod proxy;
 pub mod range;
+pub mod watch;

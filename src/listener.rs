@@ -189,3 +189,9 @@ impl AcceptFailures {
         self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY)
     }
 }
+
+/// The identity of a verified client certificate (mTLS): its subject's common name (or, without
+/// one, its first subject alternative name). Put into every request's extensions on a TLS
+/// connection whose client presented a certificate that `[tls] client_ca` verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCert(pub std::sync::Arc<str>);

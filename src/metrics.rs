@@ -45,6 +45,11 @@ struct EcrLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabel {
     operation: &'static str,
 }
@@ -71,6 +76,8 @@ struct Families {
     download_bytes: Counter,
     cache_hits: Counter,
     cache_misses: Counter,
+    auth_denials: Family<ReasonLabel, Counter>,
+    tokens_issued: Counter,
 }
 
 struct Inner {
@@ -106,6 +113,8 @@ impl Metrics {
             download_bytes: Counter::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
+            auth_denials: Family::default(),
+            tokens_issued: Counter::default(),
         };
         // Names without the prefix; counters get `_total` from the encoder.
         let mut r = Registry::with_prefix("ecr_proxy");
@@ -148,6 +157,17 @@ impl Metrics {
             "manifest_cache_misses",
             "Manifest GETs and HEADs by digest that had to ask ECR",
             f.cache_misses.clone(),
+        );
+        r.register(
+            "auth_denials",
+            "Requests refused by authentication or the access rules, by reason \
+             (unauthenticated, bad_credentials, expired, forbidden, insufficient_scope)",
+            f.auth_denials.clone(),
+        );
+        r.register(
+            "auth_tokens_issued",
+            "Tokens signed by the token endpoint",
+            f.tokens_issued.clone(),
         );
         Metrics(Arc::new(Inner {
             families: f,
@@ -215,6 +235,20 @@ impl Metrics {
         } else {
             f.cache_misses.inc();
         }
+    }
+
+    /// A request refused by authentication or the rules; `reason` is one of a fixed few.
+    pub fn auth_denial(&self, reason: &'static str) {
+        self.0
+            .families
+            .auth_denials
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// A token signed by the token endpoint.
+    pub fn token_issued(&self) {
+        self.0.families.tokens_issued.inc();
     }
 
     /// Every metric in the Prometheus text format (`CONTENT_TYPE`).

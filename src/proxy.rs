@@ -17,6 +17,7 @@ pub mod route;
 mod server;
 pub mod sessions;
 
+use crate::auth::Auth;
 use crate::config::{Listen, ProxyConfig};
 use crate::ecr::Ecr;
 use crate::listener::{Drained, Stop};
@@ -40,6 +41,8 @@ pub struct App {
     /// Concurrent `/readyz` probes share one ECR call.
     pub readiness: readiness::Readiness,
     pub metrics: Metrics,
+    /// `[auth]`: who may do what. `None`: everyone may do everything (a loopback sidecar).
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// Bytes of manifests kept by digest.
@@ -61,6 +64,16 @@ pub enum StartError {
         addr: Listen,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] crate::auth::SetupError),
+    #[error(
+        "refusing to serve {addr} without authentication: anyone who reaches it could push, \
+         retag and delete every image the proxy's AWS role can. Add an [auth] section (README \
+         § Authentication), listen on 127.0.0.1, or, if something in front of the proxy \
+         authenticates clients, set server.allow_unauthenticated = true \
+         (ECR_PROXY_ALLOW_UNAUTHENTICATED=true)"
+    )]
+    Unauthenticated { addr: SocketAddr },
     #[error("cannot listen on {addr} (server.admin_listen, ECR_PROXY_ADMIN_LISTEN): {source}")]
     AdminBind {
         addr: SocketAddr,
@@ -186,6 +199,10 @@ impl Drop for RunningProxy {
 /// emulator it started). A host name in `config.listen` is resolved here; the first of its
 /// addresses that binds is used.
 pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
+    let auth = match &config.auth {
+        Some(settings) => Some(Arc::new(Auth::new(settings)?)),
+        None => None,
+    };
     let ecr = Ecr::connect(&config.upstream).await;
     if !ecr.has_region() {
         return Err(StartError::NoRegion);
@@ -198,6 +215,16 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         .await
         .map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
+    if auth.is_none() && !addr.ip().is_loopback() {
+        if !config.allow_unauthenticated {
+            return Err(StartError::Unauthenticated { addr });
+        }
+        tracing::warn!(
+            %addr,
+            "serving a non-loopback address without authentication \
+             (server.allow_unauthenticated): every client may push, retag and delete"
+        );
+    }
     let admin_listener = match config.admin_listen {
         Some(a) => Some(admin::bind(a).await?),
         None => None,
@@ -226,6 +253,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         readiness: readiness::Readiness::default(),
         manifests: manifests.with_metrics(metrics.clone()),
         metrics,
+        auth,
     });
     tracing::info!(%addr, "registry listening");
     let stop = Stop::default();

@@ -7,6 +7,8 @@ mod access_log;
 mod admin;
 #[path = "proxy/attacks.rs"]
 mod attacks;
+#[path = "proxy/auth.rs"]
+mod auth;
 #[path = "proxy/conformance.rs"]
 mod conformance;
 #[path = "proxy/connections.rs"]

@@ -72,6 +72,8 @@ pub(super) struct ServerFile {
     drain_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     admin_listen: Option<String>,
+    /// Serve a non-loopback address without `[auth]` (read in `config`).
+    pub(super) allow_unauthenticated: Option<bool>,
 }
 
 /// A request without a body (GET, HEAD, DELETE) must have its answer's head within this.

@@ -50,7 +50,7 @@ impl fmt::Display for ByteSize {
         let n = self.0;
         match [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")]
             .into_iter()
-            .find(|(unit, _)| n > 0 && n % unit == 0)
+            .find(|(unit, _)| n > 0 && n.is_multiple_of(*unit))
         {
             Some((unit, name)) => write!(f, "{}{name}", n / unit),
             None => write!(f, "{n}"),

@@ -56,6 +56,17 @@ pub enum RegistryError {
     TooManyRequests(String),
     #[error("access to the resource was denied: {0}")]
     Denied(String),
+    /// No credentials, or credentials that were not accepted (`auth`): 401 with a
+    /// `WWW-Authenticate` challenge saying where to get a token and for what scope.
+    #[error("authentication required: {why}")]
+    Unauthorized { why: String, challenge: String },
+    /// A known subject without the right (`auth`): 403 DENIED. For a token that lacks the
+    /// scope, the challenge names the scope needed (RFC 6750 `insufficient_scope`).
+    #[error("requested access to the resource is denied: {why}")]
+    Forbidden {
+        why: String,
+        challenge: Option<String>,
+    },
     #[error("the upstream registry is unavailable: {0}")]
     Unavailable(String),
     /// A request without a body had no answer within `server.request_timeout_secs` (ECR is too
@@ -113,7 +124,8 @@ impl RegistryError {
             RangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             TooManyRequests(_) => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
-            Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
+            Denied(_) | Forbidden { .. } => ("DENIED", StatusCode::FORBIDDEN),
+            Unauthorized { .. } => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
             Unavailable(_) | TimedOut(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             Refused(_) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
             Conflict(_) | ManifestReferenced(_) => ("DENIED", StatusCode::CONFLICT),
@@ -162,6 +174,13 @@ impl RegistryError {
                     .header(header::RANGE, range)
                     .header(header::LOCATION, location)
                     .header("Docker-Upload-UUID", upload_id);
+            }
+            RegistryError::Unauthorized { challenge, .. }
+            | RegistryError::Forbidden {
+                challenge: Some(challenge),
+                ..
+            } => {
+                builder = builder.header(header::WWW_AUTHENTICATE, challenge);
             }
             _ => {}
         }

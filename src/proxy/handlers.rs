@@ -9,6 +9,7 @@ pub(super) mod health;
 mod listing;
 mod manifests;
 mod referrers;
+mod token;
 mod uploads;
 
 use super::error::{RegistryError, RegistryResult};
@@ -36,6 +37,12 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
             note_route("metrics", None);
             return Ok(scrape(&app, req.method()).unwrap_or_else(|e| e.into_response(head)));
         }
+        "/token" => {
+            note_route("token", None);
+            return Ok(token::answer(&app, req)
+                .await
+                .unwrap_or_else(|e| e.into_response(head)));
+        }
         _ => {}
     }
     let route = match route::parse(req.uri().path()) {
@@ -47,10 +54,16 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
             return Ok(route_error(e, req.method()).into_response(head));
         }
     };
-    note_route(route_kind(&route), route_name(&route));
+    note(&route);
     let method = req.method().clone();
     let result = handle(&app, method, route, req).await;
     Ok(result.unwrap_or_else(|e| e.into_response(head)))
+}
+
+/// `route`'s kind and repository, into the request's record and span (the auth layer notes
+/// them too, so a refused request is logged and counted with its route).
+pub(super) fn note(route: &Route) {
+    note_route(route_kind(route), route_name(route));
 }
 
 /// The route's kind and repository, into the request's record and span.
@@ -104,7 +117,10 @@ async fn handle(
             manifests::delete(app, &name, &reference).await
         }
         (Method::GET, Route::Tags { name }) => listing::tags(app, &name, req.uri().query()).await,
-        (Method::GET, Route::Catalog) => listing::catalog(app, req.uri().query()).await,
+        (Method::GET, Route::Catalog) => {
+            let subject = req.extensions().get::<crate::auth::Subject>();
+            listing::catalog(app, req.uri().query(), subject).await
+        }
         (Method::GET, Route::Referrers { name, digest }) => {
             referrers::list(app, &name, &digest, req.uri().query()).await
         }

@@ -21,8 +21,11 @@
 //! 7. `timeout` answers a request without a body whose answer has not begun within
 //!    `server.request_timeout_secs` with 503 UNAVAILABLE: inside the log and metrics, which then
 //!    see that answer, and outside authentication, which it also bounds.
-//! 8. Authentication (issue 11) goes here, as its own layer: after the request id and the access
-//!    log, so a denial is logged and counted with its id, and before dispatch.
+//! 8. `auth` authenticates the request and checks it against the access rules (401 with the
+//!    token challenge, 403 DENIED): inside the request id, the access log, the metrics and the
+//!    timeout, so each denial carries its id, is logged and counted, and a slow credential
+//!    check (an issuer's keys being fetched) is bounded; before dispatch, which then sees only
+//!    allowed requests, with their `auth::Subject`.
 //! 9. `handlers::dispatch` parses the route, notes it in the span and the record, and answers
 //!    (`/metrics`, `/healthz` and `/readyz` included).
 //!
@@ -30,6 +33,7 @@
 //! around this stack, per connection, by `crate::listener`, not here.
 
 mod access_log;
+mod auth;
 mod early_answer;
 mod request_id;
 mod request_metrics;
@@ -56,7 +60,7 @@ pub async fn accept_loop(listener: TcpListener, app: Arc<App>, stop: Stop) -> Dr
             .layer(access_log::AccessLogLayer::new(app.metrics.clone()))
             .layer(request_metrics::MetricsLayer::new(app.metrics.clone()))
             .layer(timeout::TimeoutLayer::new(app.config.request_timeout))
-            // Authentication (issue 11): `.layer(auth::AuthLayer::new(...))` here.
+            .layer(auth::AuthLayer::new(app.clone()))
             .service_fn(move |req| handlers::dispatch(app.clone(), req));
         TowerToHyperService::new(service)
     })

@@ -26,16 +26,39 @@ const PARK_GRACE: Duration = Duration::from_secs(1);
 /// memory (chunked clients come back within milliseconds; this one has walked away).
 const EVICT_IDLE: Duration = Duration::from_secs(5);
 
+/// Who an upload counts against: the authenticated subject when there is one (many clients
+/// behind one NAT or balancer address are then not one client), else the client's address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    Address(IpAddr),
+    Subject(Arc<str>),
+}
+
+impl From<IpAddr> for Client {
+    fn from(ip: IpAddr) -> Client {
+        Client::Address(ip)
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Client::Address(ip) => write!(f, "{ip}"),
+            Client::Subject(s) => write!(f, "`{s}`"),
+        }
+    }
+}
+
 /// One of a client's upload slots; given back when dropped.
 #[derive(Debug)]
 pub struct Slot {
-    per_client: Arc<DashMap<IpAddr, usize>>,
-    pub(crate) client: Option<IpAddr>,
+    per_client: Arc<DashMap<Client, usize>>,
+    pub(crate) client: Option<Client>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let Some(c) = self.client else { return };
+        let Some(c) = self.client.take() else { return };
         if let dashmap::Entry::Occupied(mut e) = self.per_client.entry(c) {
             *e.get_mut() -= 1;
             if *e.get() == 0 {
@@ -47,8 +70,11 @@ impl Drop for Slot {
 
 /// What a client is counted as: its address, or for IPv6 its /64 (one host may hold a whole
 /// /64, so counting single addresses would let it open uploads without limit).
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
+fn client_key(client: Client) -> Client {
+    let Client::Address(ip) = client else {
+        return client;
+    };
+    Client::Address(match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -58,13 +84,13 @@ fn client_key(ip: IpAddr) -> IpAddr {
                 IpAddr::V6(seg.into())
             }
         },
-    }
+    })
 }
 
 /// All sessions, and the budget and spool their tails draw on.
 pub struct Sessions {
     table: DashMap<String, Arc<Session>>,
-    per_client: Arc<DashMap<IpAddr, usize>>,
+    per_client: Arc<DashMap<Client, usize>>,
     pub budget: Budget,
     pub spool: Arc<Spool>,
     idle: Duration,
@@ -77,7 +103,7 @@ pub struct Sessions {
     "{open} uploads are open from {client}, the most one client may have; finish or cancel some"
 )]
 pub struct TooManyUploads {
-    pub client: IpAddr,
+    pub client: Client,
     pub open: usize,
 }
 
@@ -96,14 +122,14 @@ impl Sessions {
     /// Take one of `client`'s upload slots, if it has one left. Checked and counted in one step
     /// (so simultaneous POSTs cannot all pass the check); the slot is given back when the
     /// `Slot` is dropped: by the session it is given to, or at once if the upload never starts.
-    pub fn admit(&self, client: Option<IpAddr>) -> Result<Slot, TooManyUploads> {
+    pub fn admit(&self, client: Option<Client>) -> Result<Slot, TooManyUploads> {
         let Some(client) = client.map(client_key) else {
             return Ok(Slot {
                 per_client: self.per_client.clone(),
                 client: None,
             });
         };
-        let mut open = self.per_client.entry(client).or_insert(0);
+        let mut open = self.per_client.entry(client.clone()).or_insert(0);
         if *open >= self.max_per_client {
             return Err(TooManyUploads {
                 client,

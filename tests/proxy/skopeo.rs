@@ -22,7 +22,7 @@ fn layer_sizes() -> [usize; 5] {
 /// The part sizes ECR should see for a layer of `len` bytes: full parts, then a shorter tail.
 fn expected_parts(len: u64) -> Vec<u64> {
     let mut parts = vec![PART; (len / PART) as usize];
-    if len % PART != 0 {
+    if !len.is_multiple_of(PART) {
         parts.push(len % PART);
     }
     parts

@@ -60,6 +60,48 @@ impl Stack {
         }
     }
 
+    /// Start from a config file: `files` (name, bytes) are written to `conf/` under the stack's
+    /// folder (`Stack::conf`), then `toml` as `conf/config.toml`, whose relative paths name
+    /// those files. The listen address is 127.0.0.1 on a free port unless `toml` says
+    /// otherwise; `env` overrides as `ECR_PROXY_*` variables do.
+    pub async fn start_config(toml: &str, files: &[(&str, &[u8])], env: &[(&str, &str)]) -> Stack {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let conf = dir.path().join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(conf.join(name), bytes).unwrap();
+        }
+        let path = conf.join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        let emu = emulator::start(EmulatorConfig::new(dir.path()))
+            .await
+            .expect("emulator starts");
+        let mut vars: HashMap<String, String> = [("ECR_PROXY_CREATE_REPOSITORIES", "true")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !toml.lines().any(|l| l.trim_start().starts_with("listen")) {
+            vars.insert("ECR_PROXY_LISTEN".into(), "127.0.0.1:0".into());
+        }
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut config =
+            config::load(Some(&path), &vars, &Flags::default()).expect("valid test config");
+        config.upstream = upstream(&emu);
+        let proxy = registry::start(config).await.expect("proxy starts");
+        let ecr = sdk_client(&emu.endpoint());
+        Stack {
+            proxy,
+            emu,
+            ecr,
+            _dir: dir,
+        }
+    }
+
+    /// The folder `start_config` wrote its files to.
+    pub fn conf(&self) -> std::path::PathBuf {
+        self._dir.path().join("conf")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy.addr())
     }
@@ -193,6 +235,20 @@ pub fn tool_available(tool: &str, version_arg: &str) -> bool {
         ));
     }
     ok
+}
+
+/// Whether `tool` is on the PATH (for tools without a version flag that exits 0, such as
+/// `htpasswd`); under `CI=true` a missing tool fails the test, as with `tool_available`.
+pub fn tool_on_path(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()));
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("`{tool}` is required under CI=true (tests/run installs it)");
+        }
+        skipped(&format!("{tool} not installed"));
+    }
+    found
 }
 
 /// Say that the running test is skipped, and why, on the process's stderr: libtest captures

@@ -1,6 +1,7 @@
 //! `/v2/<name>/tags/list` (ListImages, tagged, all pages) and `/v2/_catalog`
 //! (DescribeRepositories): sorted lexically, `last` exclusive, `n` honoured, and a
 //! `Link: <…>; rel="next"` header while more remain (never for `n=0`: an empty page, no link).
+//! With `[auth]`, the catalog holds only what the subject may pull or see.
 
 use crate::body::{self, Body};
 use crate::proxy::error::{RegistryError, RegistryResult};
@@ -74,9 +75,19 @@ pub async fn tags(app: &App, name: &str, query: Option<&str>) -> RegistryResult<
     )
 }
 
-pub async fn catalog(app: &App, query: Option<&str>) -> RegistryResult<Response<Body>> {
+/// With `[auth]`, only the repositories `subject` may pull or see are listed (and paged).
+pub async fn catalog(
+    app: &App,
+    query: Option<&str>,
+    subject: Option<&crate::auth::Subject>,
+) -> RegistryResult<Response<Body>> {
     paging(query)?;
-    let names = app.ecr.list_repositories().await?;
+    let mut names = app.ecr.list_repositories().await?;
+    if let Some(auth) = &app.auth {
+        let anonymous = crate::auth::Subject::anonymous();
+        let subject = subject.unwrap_or(&anonymous);
+        names.retain(|n| auth.rules.lists(subject, n));
+    }
     listing("/v2/_catalog", "repositories", json!({}), names, query)
 }
 

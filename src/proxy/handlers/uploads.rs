@@ -16,7 +16,7 @@ use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
 use crate::proxy::sessions::writer::{WriteError, Writer, WriterCtx};
-use crate::proxy::sessions::Session;
+use crate::proxy::sessions::{Client, Session};
 use crate::proxy::{holder, repos, App};
 use chunk::{check_content_range, is_resend};
 use feed::feed;
@@ -31,7 +31,7 @@ pub async fn start(
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
     let query = req.uri().query();
-    let client = req.extensions().get::<Peer>().map(|p| p.0.ip());
+    let client = upload_client(&req);
     if let Some(mount) = query_param(query, "mount") {
         if let Ok(d) = Digest::parse(&mount) {
             if super::blobs::size(app, name, &d)
@@ -43,7 +43,7 @@ pub async fn start(
                 return Ok(blob_created(name, &d));
             }
             if let Some(from) = query_param(query, "from") {
-                match copy_from(app, name, &d, &from, client).await {
+                match copy_from(app, name, &d, &from, client.clone()).await {
                     Ok(true) => return Ok(blob_created(name, &d)),
                     Ok(false) => {}
                     Err(e) => {
@@ -207,6 +207,18 @@ fn writer_ctx(app: &App) -> WriterCtx {
     }
 }
 
+/// Who the upload counts against (`uploads.max_uploads_per_client`): the signed-in subject,
+/// else the client's address.
+fn upload_client<B>(req: &Request<B>) -> Option<Client> {
+    match req.extensions().get::<crate::auth::Subject>() {
+        Some(s) if !s.is_anonymous() => Some(Client::Subject(s.name.clone())),
+        _ => req
+            .extensions()
+            .get::<Peer>()
+            .map(|p| Client::from(p.0.ip())),
+    }
+}
+
 /// Mount without the client re-sending the bytes: copy the layer from repository `from` into
 /// `name` inside the proxy (download from the source, upload into the target). `Ok(false)` when
 /// the source does not have it.
@@ -215,7 +227,7 @@ async fn copy_from(
     name: &str,
     digest: &Digest,
     from: &str,
-    client: Option<std::net::IpAddr>,
+    client: Option<Client>,
 ) -> RegistryResult<bool> {
     if from == name || !crate::names::is_repository_name(from) {
         return Ok(false);

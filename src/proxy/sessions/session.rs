@@ -5,7 +5,6 @@
 
 use super::writer::{InFlight, Tail};
 use sha2::Sha256;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,8 +98,8 @@ impl Session {
     }
 
     /// The client the upload counts against (`None` for the proxy's own).
-    pub fn client(&self) -> Option<IpAddr> {
-        self.slot.client
+    pub fn client(&self) -> Option<&super::Client> {
+        self.slot.client.as_ref()
     }
 
     /// Bytes accepted from the client so far.

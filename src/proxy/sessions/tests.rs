@@ -49,25 +49,35 @@ async fn each_client_address_has_its_own_cap() {
     let s = table(Duration::from_secs(60), 2);
     let a = Some(IpAddr::from(Ipv4Addr::new(127, 0, 0, 2)));
     let b = Some(IpAddr::from(Ipv4Addr::new(127, 0, 0, 3)));
-    let first = s.create("a/b", "u1".into(), 5 << 20, s.admit(a).unwrap());
-    let second_slot = s.admit(a).expect("a second upload");
-    let refused = s.admit(a).expect_err("a third upload from one address");
+    let first = s.create(
+        "a/b",
+        "u1".into(),
+        5 << 20,
+        s.admit(a.map(Into::into)).unwrap(),
+    );
+    let second_slot = s.admit(a.map(Into::into)).expect("a second upload");
+    let refused = s
+        .admit(a.map(Into::into))
+        .expect_err("a third upload from one address");
     assert_eq!(
         refused.open, 2,
         "a slot is counted as it is taken, before the upload starts"
     );
     drop(second_slot);
     let kept = s
-        .admit(a)
+        .admit(a.map(Into::into))
         .expect("an upload that never started gives its slot back");
-    s.admit(b).expect("another address is not affected");
+    s.admit(b.map(Into::into))
+        .expect("another address is not affected");
     s.admit(None)
         .expect("the proxy's own uploads are not capped");
     s.remove(first.id());
     s.remove(first.id());
     drop(first);
-    let third = s.admit(a).expect("a finished upload frees its slot, once");
-    assert!(s.admit(a).is_err());
+    let third = s
+        .admit(a.map(Into::into))
+        .expect("a finished upload frees its slot, once");
+    assert!(s.admit(a.map(Into::into)).is_err());
     drop((kept, third));
 }
 
@@ -77,13 +87,14 @@ async fn an_ipv6_client_is_counted_by_its_slash_64() {
     let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
     let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
     let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-    let _held = s.admit(Some(one)).unwrap();
-    assert!(s.admit(Some(same_64)).is_err());
-    s.admit(Some(other_64)).expect("another /64");
+    let _held = s.admit(Some(one.into())).unwrap();
+    assert!(s.admit(Some(same_64.into())).is_err());
+    s.admit(Some(other_64.into())).expect("another /64");
     let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap();
-    let _v4 = s.admit(Some(mapped)).unwrap();
+    let _v4 = s.admit(Some(mapped.into())).unwrap();
     assert!(
-        s.admit(Some("127.0.0.9".parse().unwrap())).is_err(),
+        s.admit(Some("127.0.0.9".parse::<IpAddr>().unwrap().into()))
+            .is_err(),
         "a mapped IPv4 is that IPv4"
     );
 }

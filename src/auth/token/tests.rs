@@ -1,0 +1,82 @@
+use super::*;
+use crate::auth::Action;
+
+fn tokens(ttl: u64) -> Tokens {
+    Tokens::new(None, "ecr-proxy", Duration::from_secs(ttl)).unwrap()
+}
+
+#[test]
+fn a_token_carries_its_subject_and_exactly_its_access() {
+    let t = tokens(300);
+    let mut alice = Subject::new("alice", Kind::Password);
+    alice.claims = Arc::new(BTreeMap::from([("ref".into(), "main".into())]));
+    let issued = t.issue(
+        &alice,
+        vec![Access::repository("team-a/app", &[Action::Pull])],
+    );
+    assert_eq!(issued.expires_in, 300);
+    let v = t.verify(&issued.token).unwrap();
+    assert_eq!(v.subject, alice);
+    assert!(v.access[0].allows("team-a/app", Action::Pull));
+    assert!(!v.access[0].allows("team-a/app", Action::Push));
+    // The cached answer is the same.
+    assert_eq!(t.verify(&issued.token).unwrap().subject, alice);
+}
+
+#[test]
+fn tokens_of_another_key_or_service_or_tampered_are_refused() {
+    let t = tokens(300);
+    let other = tokens(300);
+    let issued = other.issue(&Subject::new("alice", Kind::Password), vec![]);
+    assert!(matches!(
+        t.verify(&issued.token),
+        Err(Failure::BadCredentials(_))
+    ));
+    let other_service = Tokens::new(None, "elsewhere", Duration::from_secs(300)).unwrap();
+    let issued = other_service.issue(&Subject::new("alice", Kind::Password), vec![]);
+    assert!(t.verify(&issued.token).is_err());
+    let good = t.issue(&Subject::new("bob", Kind::Password), vec![]).token;
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let forged = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({"iss":"ecr-proxy","aud":"ecr-proxy","sub":"alice","exp": now() + 60}),
+        &EncodingKey::from_secret(b"guessed"),
+    )
+    .unwrap();
+    let forged_payload = forged.split('.').nth(1).unwrap().to_string();
+    parts[1] = &forged_payload;
+    assert!(t.verify(&parts.join(".")).is_err());
+    assert!(t.verify("not-a-token").is_err());
+}
+
+#[test]
+fn an_expired_token_is_refused_as_expired() {
+    let t = tokens(300);
+    let expired = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({"iss":"ecr-proxy","aud":"ecr-proxy","sub":"alice","exp": now() - 60,
+            "nbf": now() - 120, "iat": now() - 120, "jti": "x", "access": [], "kind": "password"}),
+        &t.encoding,
+    )
+    .unwrap();
+    assert_eq!(t.verify(&expired).unwrap_err(), Failure::Expired);
+}
+
+#[test]
+fn a_short_key_file_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("key");
+    std::fs::write(&p, "short\n").unwrap();
+    let e = Tokens::new(Some(&p), "ecr-proxy", Duration::from_secs(60))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("/dev/urandom"), "{e}");
+    std::fs::write(&p, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let a = Tokens::new(Some(&p), "ecr-proxy", Duration::from_secs(60)).unwrap();
+    let b = Tokens::new(Some(&p), "ecr-proxy", Duration::from_secs(60)).unwrap();
+    let tok = a.issue(&Subject::new("x", Kind::Password), vec![]).token;
+    assert!(
+        b.verify(&tok).is_ok(),
+        "replicas with one key file accept each other's tokens"
+    );
+}

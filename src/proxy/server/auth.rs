@@ -1,0 +1,340 @@
+//! The auth layer: with `[auth]` configured, every registry request is authenticated (a Bearer
+//! token we signed, Basic credentials checked by `auth::Auth`, a verified client certificate,
+//! or nothing: the anonymous subject) and checked against what its route needs (`needs`). It
+//! answers 401 UNAUTHORIZED with the `WWW-Authenticate: Bearer realm=…,service=…,scope=…`
+//! challenge clients follow to the token endpoint, or 403 DENIED for a known subject without
+//! the right; either is counted (`auth_denials`) and logged at DEBUG with the subject and the
+//! rule that decided. An allowed request goes on with its `auth::Subject` in its extensions
+//! (the catalog filter and the per-client upload cap read it). `/healthz`, `/readyz`,
+//! `/metrics` and `/token` pass untouched (the token endpoint checks its own credentials).
+//! Without `[auth]` the layer passes everything. It decides nothing itself: `auth` does.
+
+mod needs;
+
+use crate::auth::{Auth, Credentials, Failure, Kind, Subject};
+use crate::body::Body;
+use crate::listener::ClientCert;
+use crate::proxy::error::RegistryError;
+use crate::proxy::{handlers, route, App};
+use futures_util::future::{BoxFuture, Either};
+use http::request::Parts;
+use http::{header, Method, Request, Response};
+use needs::{needs, without_mount, Needs};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    app: Arc<App>,
+}
+
+impl AuthLayer {
+    pub fn new(app: Arc<App>) -> AuthLayer {
+        AuthLayer { app }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    app: Arc<App>,
+}
+
+impl<S, B> tower::Service<Request<B>> for AuthService<S>
+where
+    S: tower::Service<Request<B>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(auth) = self.app.auth.clone() else {
+            return Either::Left(self.inner.call(req));
+        };
+        // The clone is ready only if polled; the ready one goes with this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let app = self.app.clone();
+        Either::Right(Box::pin(async move {
+            // The head alone crosses the awaits (the body need not be `Sync`).
+            let (mut parts, body) = req.into_parts();
+            let head = parts.method == Method::HEAD;
+            match authorize(&app, &auth, &mut parts).await {
+                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                Err(e) => Ok(e.into_response(head)),
+            }
+        }))
+    }
+}
+
+/// Who sent the request.
+enum Who {
+    /// A token we signed, with what it grants.
+    Token(Arc<crate::auth::token::Verified>),
+    /// Basic credentials, a client certificate, or no one.
+    Subject(Subject),
+}
+
+async fn identify(auth: &Auth, req: &Parts) -> Result<Who, Failure> {
+    match Credentials::from_header(req.headers.get(header::AUTHORIZATION))? {
+        Some(Credentials::Bearer(token)) => auth.tokens.verify(&token).map(Who::Token),
+        Some(Credentials::Basic { user, password }) => {
+            auth.password(&user, &password).await.map(Who::Subject)
+        }
+        None => Ok(Who::Subject(match req.extensions.get::<ClientCert>() {
+            Some(cert) => Subject::new(&cert.0, Kind::Certificate),
+            None => Subject::anonymous(),
+        })),
+    }
+}
+
+async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), RegistryError> {
+    let path = req.uri.path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/token") {
+        return Ok(());
+    }
+    let route = route::parse(path).ok();
+    if let Some(r) = &route {
+        handlers::note(r);
+    }
+    let need = route
+        .as_ref()
+        .map(|r| needs(r, &req.method, req.uri.query()));
+    let refuse = Refuse {
+        app,
+        auth,
+        realm: realm(app, auth, req),
+        need: need.as_ref(),
+    };
+    let who = match identify(auth, req).await {
+        Ok(who) => who,
+        Err(Failure::Unavailable(why)) => return Err(RegistryError::Unavailable(why)),
+        Err(f) => {
+            let bearer = req
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("bearer"));
+            return Err(refuse.unauthorized(&f, bearer));
+        }
+    };
+    let subject = match &who {
+        Who::Token(t) => t.subject.clone(),
+        Who::Subject(s) => s.clone(),
+    };
+    let anonymous = subject.is_anonymous();
+    match (need.as_ref(), &who) {
+        (None | Some(Needs::SignedIn), _) if anonymous && matches!(who, Who::Subject(_)) => {
+            return Err(refuse.unauthenticated());
+        }
+        (None | Some(Needs::SignedIn), _) => {}
+        (Some(Needs::Catalog), Who::Token(t)) => {
+            if !t.access.iter().any(|a| a.is_catalog()) {
+                return Err(refuse.insufficient_scope(&subject));
+            }
+        }
+        (Some(Needs::Catalog), Who::Subject(_)) => {
+            if anonymous {
+                return Err(refuse.unauthenticated());
+            }
+        }
+        (
+            Some(Needs::Repository {
+                name,
+                action,
+                mount_from,
+            }),
+            _,
+        ) => {
+            let (allowed, decided) = match &who {
+                Who::Token(t) => (t.access.iter().any(|a| a.allows(name, *action)), None),
+                Who::Subject(s) => {
+                    let (ok, d) = auth.rules.allows(s, name, *action);
+                    (ok, Some(d))
+                }
+            };
+            if !allowed {
+                return Err(match (&who, decided) {
+                    (Who::Token(_), _) => refuse.insufficient_scope(&subject),
+                    (_, _) if anonymous => refuse.unauthenticated(),
+                    (_, d) => refuse.forbidden(&subject, name, *action, d),
+                });
+            }
+            if let Some(from) = mount_from {
+                let may_read = match &who {
+                    Who::Token(t) => t
+                        .access
+                        .iter()
+                        .any(|a| a.allows(from, crate::auth::Action::Pull)),
+                    Who::Subject(s) => auth.rules.allows(s, from, crate::auth::Action::Pull).0,
+                };
+                if !may_read {
+                    drop_mount(req);
+                }
+            }
+        }
+    }
+    req.extensions.insert(subject);
+    Ok(())
+}
+
+/// Turn a mount from a repository the subject may not read into a plain upload.
+fn drop_mount(req: &mut Parts) {
+    let uri = &req.uri;
+    let query = without_mount(uri.query().unwrap_or(""));
+    let path_and_query = if query.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{query}", uri.path())
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(u) = http::Uri::from_parts(parts) {
+            req.uri = u;
+        }
+    }
+}
+
+/// The token endpoint's URL for challenges: `auth.realm`, or this server's scheme and the
+/// request's host (when it is a plain host name or address; otherwise the listening address).
+fn realm(app: &App, auth: &Auth, req: &Parts) -> String {
+    if let Some(r) = &auth.realm {
+        return r.clone();
+    }
+    let scheme = if app.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| app.config.listen.to_string());
+    format!("{scheme}://{host}/token")
+}
+
+/// Builds refusals: the challenge, the count and the DEBUG line.
+struct Refuse<'a> {
+    app: &'a App,
+    auth: &'a Auth,
+    realm: String,
+    need: Option<&'a Needs>,
+}
+
+impl Refuse<'_> {
+    fn challenge(&self, error: Option<&str>) -> String {
+        let mut c = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm, self.auth.service
+        );
+        if let Some(scope) = self.scope() {
+            c.push_str(&format!(",scope=\"{scope}\""));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(",error=\"{e}\""));
+        }
+        c
+    }
+
+    /// The scope a client should ask for to make this request.
+    fn scope(&self) -> Option<String> {
+        use crate::auth::Action::*;
+        match self.need? {
+            Needs::SignedIn => None,
+            Needs::Catalog => Some("registry:catalog:*".into()),
+            Needs::Repository { name, action, .. } => Some(match action {
+                Push => format!("repository:{name}:pull,push"),
+                a => format!("repository:{name}:{}", a.as_str()),
+            }),
+        }
+    }
+
+    fn unauthenticated(&self) -> RegistryError {
+        self.app.metrics.auth_denial("unauthenticated");
+        tracing::debug!(scope = self.scope().as_deref(), "denied: no credentials");
+        RegistryError::Unauthorized {
+            why: "sign in (docker login) to use this registry".into(),
+            challenge: self.challenge(None),
+        }
+    }
+
+    fn unauthorized(&self, f: &Failure, bearer: bool) -> RegistryError {
+        let reason = match f {
+            Failure::Expired => "expired",
+            _ => "bad_credentials",
+        };
+        self.app.metrics.auth_denial(reason);
+        tracing::debug!(why = %f, "denied: credentials not accepted");
+        RegistryError::Unauthorized {
+            why: f.to_string(),
+            challenge: self.challenge(bearer.then_some("invalid_token")),
+        }
+    }
+
+    fn insufficient_scope(&self, subject: &Subject) -> RegistryError {
+        self.app.metrics.auth_denial("insufficient_scope");
+        let scope = self.scope().unwrap_or_default();
+        tracing::debug!(subject = %subject.name, %scope, "denied: the token does not grant it");
+        RegistryError::Forbidden {
+            why: format!("the token does not grant `{scope}`; ask the token endpoint for it"),
+            challenge: Some(self.challenge(Some("insufficient_scope"))),
+        }
+    }
+
+    fn forbidden(
+        &self,
+        subject: &Subject,
+        repository: &str,
+        action: crate::auth::Action,
+        decided: Option<crate::auth::Decided>,
+    ) -> RegistryError {
+        self.app.metrics.auth_denial("forbidden");
+        let rule = decided.map(|d| d.to_string()).unwrap_or_default();
+        tracing::debug!(subject = %subject.name, repository, action = action.as_str(), %rule, "denied by the access rules");
+        RegistryError::Forbidden {
+            why: format!(
+                "`{}` may not {} `{repository}`",
+                subject.name,
+                match action {
+                    crate::auth::Action::Pull => "pull from",
+                    crate::auth::Action::Push => "push to",
+                    crate::auth::Action::Delete => "delete in",
+                    crate::auth::Action::Catalog => "list",
+                }
+            ),
+            challenge: None,
+        }
+    }
+}
