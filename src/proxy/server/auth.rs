@@ -145,6 +145,9 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
         Who::Subject(s) => s.clone(),
     };
     let anonymous = subject.is_anonymous();
+    if !anonymous {
+        crate::metrics::request::set_subject(&subject.name);
+    }
     match (need.as_ref(), &who) {
         (None | Some(Needs::SignedIn), _) if anonymous && matches!(who, Who::Subject(_)) => {
             return Err(refuse.unauthenticated());
