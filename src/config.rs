@@ -5,10 +5,12 @@
 //! `AWS_ENDPOINT_URL_ECR`) stay with the AWS SDK's own chain.
 
 mod auth;
+mod cache;
 mod limits;
 mod values;
 
 pub use auth::{Action, AuthSettings, Issuer, Rule, TlsSettings};
+pub use cache::{CacheSettings, MirrorRoute};
 
 pub use limits::{ConnectionLimits, UploadLimits};
 pub use values::{parse_size, ByteSize, Listen};
@@ -83,6 +85,10 @@ pub struct ProxyConfig {
     pub tls: Option<TlsSettings>,
     /// `server.allow_unauthenticated`: serve a non-loopback address without `[auth]`.
     pub allow_unauthenticated: bool,
+    /// `[cache]`: pulls served from a disk cache (blobs are then always streamed).
+    pub cache: Option<CacheSettings>,
+    /// `[[mirror.routes]]`: upstream registries' names mapped onto ECR repositories.
+    pub mirror_routes: Vec<MirrorRoute>,
 }
 
 /// Reads configuration variables.
@@ -134,6 +140,8 @@ struct File {
     server: limits::ServerFile,
     auth: Option<auth::AuthFile>,
     tls: Option<auth::TlsFile>,
+    cache: Option<cache::CacheFile>,
+    mirror: Option<cache::MirrorFile>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -220,6 +228,9 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         (None, Some(s)) => s.parse().map_err(|m| invalid("listen", m))?,
         (None, None) => Listen::from(std::net::SocketAddr::from(([127, 0, 0, 1], 5000))),
     };
+    let blob_mode_given = flags.blob_mode.is_some()
+        || env.var("ECR_PROXY_BLOB_MODE").is_some()
+        || f.blob_mode.is_some();
     let blob_mode = match (flags.blob_mode, env.var("ECR_PROXY_BLOB_MODE")) {
         (Some(m), _) => m,
         (None, Some(s)) => match s.as_str() {
@@ -232,11 +243,13 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
                 ))
             }
         },
-        (None, None) => f.blob_mode.unwrap_or(if local.is_some() {
-            BlobMode::Stream
-        } else {
-            BlobMode::Redirect
-        }),
+        (None, None) => f
+            .blob_mode
+            .unwrap_or(if local.is_some() || f.cache.is_some() {
+                BlobMode::Stream
+            } else {
+                BlobMode::Redirect
+            }),
     };
     let part_size = match env
         .var("ECR_PROXY_PART_SIZE")
@@ -306,6 +319,17 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
     };
     let auth = auth::auth(f.auth, &base)?;
     let tls = auth::tls(f.tls, &base)?;
+    let cache = cache::cache(f.cache, &base)?;
+    let mirror_routes = cache::routes(f.mirror)?;
+    if cache.is_some() && blob_mode == BlobMode::Redirect {
+        debug_assert!(blob_mode_given);
+        return Err(invalid(
+            "blob_mode",
+            "`redirect` sends clients to ECR for blobs, so [cache] would never serve one; use \
+             `stream` (the default with [cache])"
+                .into(),
+        ));
+    }
     let r = f.repositories;
     let create_on_push = match env.var("ECR_PROXY_CREATE_REPOSITORIES") {
         Some(s) => s.parse().map_err(|_| {
@@ -382,6 +406,8 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         auth,
         tls,
         allow_unauthenticated,
+        cache,
+        mirror_routes,
     })
 }
 

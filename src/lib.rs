@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod digest;

@@ -45,6 +45,12 @@ struct EcrLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
 }
@@ -78,6 +84,11 @@ struct Families {
     cache_misses: Counter,
     auth_denials: Family<ReasonLabel, Counter>,
     tokens_issued: Counter,
+    disk_cache: Family<CacheLabels, Counter>,
+    disk_cache_served: Counter,
+    disk_cache_fetched: Counter,
+    disk_cache_evictions: Counter,
+    disk_cache_corrupt: Counter,
 }
 
 struct Inner {
@@ -115,6 +126,11 @@ impl Metrics {
             cache_misses: Counter::default(),
             auth_denials: Family::default(),
             tokens_issued: Counter::default(),
+            disk_cache: Family::default(),
+            disk_cache_served: Counter::default(),
+            disk_cache_fetched: Counter::default(),
+            disk_cache_evictions: Counter::default(),
+            disk_cache_corrupt: Counter::default(),
         };
         // Names without the prefix; counters get `_total` from the encoder.
         let mut r = Registry::with_prefix("ecr_proxy");
@@ -168,6 +184,32 @@ impl Metrics {
             "auth_tokens_issued",
             "Tokens signed by the token endpoint",
             f.tokens_issued.clone(),
+        );
+        r.register(
+            "cache_lookups",
+            "Disk cache ([cache]) lookups by kind (blob, manifest, tag) and result (hit; miss: \
+             asked of ECR; stale: ECR could not be asked and the last known answer was given)",
+            f.disk_cache.clone(),
+        );
+        r.register(
+            "cache_served_bytes",
+            "Blob bytes sent to clients from the disk cache's complete files",
+            f.disk_cache_served.clone(),
+        );
+        r.register(
+            "cache_fetched_bytes",
+            "Blob bytes fetched from ECR into the disk cache",
+            f.disk_cache_fetched.clone(),
+        );
+        r.register(
+            "cache_evictions",
+            "Blobs and manifests evicted from the disk cache (least recently used first)",
+            f.disk_cache_evictions.clone(),
+        );
+        r.register(
+            "cache_corrupt",
+            "Cached blobs or manifests whose bytes no longer matched (dropped and fetched again)",
+            f.disk_cache_corrupt.clone(),
         );
         Metrics(Arc::new(Inner {
             families: f,
@@ -249,6 +291,33 @@ impl Metrics {
     /// A token signed by the token endpoint.
     pub fn token_issued(&self) {
         self.0.families.tokens_issued.inc();
+    }
+
+    /// A disk cache lookup: `kind` is blob, manifest or tag; `result` hit, miss or stale.
+    pub fn cache_lookup(&self, kind: &'static str, result: &'static str) {
+        self.0
+            .families
+            .disk_cache
+            .get_or_create(&CacheLabels { kind, result })
+            .inc();
+    }
+
+    /// The counter of blob bytes served from the disk cache, added to as frames go out.
+    pub fn cache_served_bytes(&self) -> Counter {
+        self.0.families.disk_cache_served.clone()
+    }
+
+    /// Blob bytes fetched from ECR into the disk cache.
+    pub fn cache_fetched_bytes(&self, n: u64) {
+        self.0.families.disk_cache_fetched.inc_by(n);
+    }
+
+    pub fn cache_evicted(&self, n: u64) {
+        self.0.families.disk_cache_evictions.inc_by(n);
+    }
+
+    pub fn cache_corrupt(&self) {
+        self.0.families.disk_cache_corrupt.inc();
     }
 
     /// Every metric in the Prometheus text format (`CONTENT_TYPE`).
