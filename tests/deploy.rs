@@ -1,12 +1,14 @@
 //! The deployment files tested against the code: the Kubernetes manifests under
 //! `deploy/kubernetes` (`kubernetes.rs`: parsing, command line, config, probes; `pods.rs`: memory,
-//! grace, credentials, privileges, network), read through `manifests.rs`, `dockerfile.rs` and
+//! grace, credentials, privileges, network; `front_door.rs`: auth and TLS from Secrets), read through `manifests.rs`, `dockerfile.rs` and
 //! `proxy_container.rs`; and the container image of `deploy/Dockerfile`, built offline and run
 //! (`image.rs`). The IAM
 //! policies are checked in `tests/invariants.rs`.
 
 #[path = "deploy/dockerfile.rs"]
 mod dockerfile;
+#[path = "deploy/front_door.rs"]
+mod front_door;
 #[path = "deploy/image.rs"]
 mod image;
 #[path = "deploy/kubernetes.rs"]

@@ -1,7 +1,7 @@
 //! Architecture invariants from README § Architecture, checked over the source tree: only the
 //! ECR client module imports `aws_sdk_ecr` (or the SDK's runtime crates); the module arrows run
 //! one way (the proxy never starts the emulator, config never reaches into the proxy, the
-//! emulator knows neither the proxy nor the ECR client); only `main.rs` exits the process or
+//! emulator knows neither the proxy nor the ECR client, `auth` knows neither the proxy nor ECR); only `main.rs` exits the process or
 //! prints; the IAM policies in `deploy/` list exactly the ECR actions the client needs (the
 //! read-only one exactly those a pull needs), scoped to a repository prefix.
 
@@ -109,11 +109,14 @@ fn module_arrow_check_sees_grouped_imports() {
 #[test]
 fn module_arrows_run_one_way() {
     // (files under this prefix, what they must not name): the product never imports its test
-    // double (`--local` is wired in `cli`), config is plain values, the emulator stands alone.
+    // double (`--local` is wired in `cli`), config is plain values, the emulator stands alone;
+    // `auth` decides and never answers requests or calls ECR; files watched know no one.
     let rules = [
         ("src/proxy", &["emulator"][..]),
-        ("src/config", &["proxy"][..]),
-        ("src/emulator", &["proxy", "ecr"][..]),
+        ("src/config", &["proxy", "auth"][..]),
+        ("src/emulator", &["proxy", "ecr", "auth"][..]),
+        ("src/auth", &["proxy", "ecr", "emulator"][..]),
+        ("src/watch", &["proxy", "ecr", "auth", "emulator"][..]),
     ];
     let sources = all_sources();
     for (prefix, forbidden) in rules {

@@ -53,6 +53,30 @@ pub struct Issued {
     pub issued_at: u64,
 }
 
+impl Issued {
+    /// `issued_at` as RFC 3339 (`2026-11-27T19:30:00Z`), as the token protocol's answer has it.
+    pub fn issued_at_rfc3339(&self) -> String {
+        let secs = self.issued_at;
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rest / 3600,
+            rest % 3600 / 60,
+            rest % 60
+        )
+    }
+}
+
 /// Signs and checks tokens.
 pub struct Tokens {
     service: String,

@@ -141,3 +141,59 @@ fn request_timeout_comes_from_the_file_and_the_environment() {
     let e = load(None, &zero, &Flags::default()).unwrap_err();
     assert!(e.to_string().contains("at least 1"), "{e}");
 }
+
+/// The issue's `[auth]` + `[tls]` example, exactly as written: paths are the config file's
+/// neighbours, rules keep their order.
+#[test]
+fn the_auth_and_tls_example_loads_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let example = r#"
+[auth]
+htpasswd = "users.htpasswd"
+[[auth.rules]]
+subjects = ["alice"]
+repositories = ["team-a/*"]
+actions = ["pull", "push", "delete"]
+[[auth.rules]]
+subjects = ["*"]
+repositories = ["*"]
+actions = ["pull"]
+[tls]
+cert = "server.crt"
+key = "server.key"
+"#;
+    std::fs::write(&path, example).unwrap();
+    let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+    let auth = c.auth.expect("[auth]");
+    assert_eq!(auth.htpasswd, Some(dir.path().join("users.htpasswd")));
+    assert_eq!(auth.rules.len(), 2);
+    assert_eq!(auth.rules[0].subjects, ["alice"]);
+    assert_eq!(
+        auth.rules[0].actions,
+        [
+            crate::config::Action::Pull,
+            crate::config::Action::Push,
+            crate::config::Action::Delete
+        ]
+    );
+    assert_eq!(auth.service, "ecr-proxy");
+    assert_eq!(auth.token_ttl, Duration::from_secs(300));
+    let tls = c.tls.expect("[tls]");
+    assert_eq!(tls.cert, dir.path().join("server.crt"));
+    assert_eq!(tls.key, dir.path().join("server.key"));
+    assert!(!c.allow_unauthenticated);
+    let c = load(
+        Some(&path),
+        &env(&[("ECR_PROXY_ALLOW_UNAUTHENTICATED", "true")]),
+        &Flags::default(),
+    )
+    .unwrap();
+    assert!(c.allow_unauthenticated);
+    assert!(load(
+        Some(&path),
+        &env(&[("ECR_PROXY_ALLOW_UNAUTHENTICATED", "maybe")]),
+        &Flags::default()
+    )
+    .is_err());
+}

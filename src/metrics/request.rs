@@ -44,6 +44,8 @@ pub struct Facts {
     /// part: the line and the memory it takes stay bounded); `ecr_calls` counts them all.
     pub ecr_request_ids: Vec<String>,
     pub ecr_calls: u64,
+    /// Who the auth layer found the client to be (`[auth]` only).
+    pub subject: Option<Arc<str>>,
 }
 
 /// ECR request ids kept per request for its access line.
@@ -58,6 +60,7 @@ impl Record {
                 route: UNKNOWN_ROUTE,
                 repository: None,
                 error: None,
+                subject: None,
                 ecr_request_ids: Vec::new(),
                 ecr_calls: 0,
             }),
@@ -105,6 +108,11 @@ pub fn route() -> &'static str {
     CURRENT
         .try_with(|r| r.facts().route)
         .unwrap_or(UNKNOWN_ROUTE)
+}
+
+/// The subject the request was authenticated as.
+pub fn set_subject(name: &Arc<str>) {
+    with(|r| r.facts().subject = Some(name.clone()));
 }
 
 /// The request is answered with an error.

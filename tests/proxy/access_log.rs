@@ -13,7 +13,7 @@ const OCI: &str = "application/vnd.oci.image.manifest.v1+json";
 const ACCESS: &str = "ecr_proxy::access";
 
 /// A proxy process whose JSON log lines are collected as they come.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
     addr: String,
     lines: Arc<Mutex<Vec<Value>>>,
@@ -23,12 +23,18 @@ struct Served {
 impl Served {
     /// `ecr-proxy serve --local` on an ephemeral port with `RUST_LOG` set to `filter`.
     fn start(filter: &str) -> Served {
+        Served::start_with(filter, &[])
+    }
+
+    /// The same, with more arguments (`--config FILE`).
+    pub(crate) fn start_with(filter: &str, args: &[&std::ffi::OsStr]) -> Served {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-proxy"))
             .arg("serve")
             .arg("--local")
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
             .env("RUST_LOG", filter)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -58,12 +64,12 @@ impl Served {
         served
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// The first line `matches` accepts, waiting up to 20 s for it.
-    fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(l) = self.lines.lock().unwrap().iter().find(|l| matches(l)) {
@@ -78,7 +84,7 @@ impl Served {
     }
 
     /// The access lines of request `id` (after its one line has had time to be written).
-    fn access_lines(&mut self, id: &str) -> Vec<Value> {
+    pub(crate) fn access_lines(&mut self, id: &str) -> Vec<Value> {
         self.wait_for(&format!("request {id}"), |l| is_access(l, id));
         let lines = self.lines.lock().unwrap();
         lines.iter().filter(|l| is_access(l, id)).cloned().collect()

@@ -6,8 +6,12 @@
 
 #[path = "auth/denials.rs"]
 mod denials;
+#[path = "auth/flood.rs"]
+mod flood;
 #[path = "auth/grants.rs"]
 mod grants;
+#[path = "auth/logged.rs"]
+mod logged;
 #[path = "auth/safety.rs"]
 mod safety;
 

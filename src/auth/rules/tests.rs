@@ -1,3 +1,5 @@
+//! The rules: first match decides, anonymous pulls, subject patterns and claims, the catalog.
+
 use super::*;
 use crate::auth::Kind;
 use std::collections::BTreeMap;

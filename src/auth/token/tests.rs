@@ -1,3 +1,5 @@
+//! Tokens: what they carry, who signed them, how long they last.
+
 use super::*;
 use crate::auth::Action;
 
@@ -79,4 +81,19 @@ fn a_short_key_file_is_refused_with_the_fix() {
         b.verify(&tok).is_ok(),
         "replicas with one key file accept each other's tokens"
     );
+}
+
+#[test]
+fn issued_at_is_rfc3339() {
+    let at = |issued_at| {
+        Issued {
+            token: String::new(),
+            expires_in: 0,
+            issued_at,
+        }
+        .issued_at_rfc3339()
+    };
+    assert_eq!(at(0), "1970-01-01T00:00:00Z");
+    assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(at(1_795_894_245), "2026-11-28T19:30:45Z");
 }

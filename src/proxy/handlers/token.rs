@@ -83,9 +83,7 @@ pub async fn answer(app: &App, req: Request<Incoming>) -> RegistryResult<Respons
     let granted = auth.grant(&subject, requested);
     let issued = auth.tokens.issue(&subject, granted);
     app.metrics.token_issued();
-    let issued_at = aws_smithy_types::DateTime::from_secs(issued.issued_at as i64)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default();
+    let issued_at = issued.issued_at_rfc3339();
     let payload = json!({
         "token": issued.token,
         "access_token": issued.token,

@@ -125,7 +125,7 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
     let refuse = Refuse {
         app,
         auth,
-        realm: realm(app, auth, req),
+        req,
         need: need.as_ref(),
     };
     let who = match identify(auth, req).await {
@@ -145,6 +145,9 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
         Who::Subject(s) => s.clone(),
     };
     let anonymous = subject.is_anonymous();
+    if !anonymous {
+        crate::metrics::request::set_subject(&subject.name);
+    }
     match (need.as_ref(), &who) {
         (None | Some(Needs::SignedIn), _) if anonymous && matches!(who, Who::Subject(_)) => {
             return Err(refuse.unauthenticated());
@@ -249,7 +252,8 @@ fn realm(app: &App, auth: &Auth, req: &Parts) -> String {
 struct Refuse<'a> {
     app: &'a App,
     auth: &'a Auth,
-    realm: String,
+    /// The request (its host makes the realm, only when a refusal needs one).
+    req: &'a Parts,
     need: Option<&'a Needs>,
 }
 
@@ -257,7 +261,8 @@ impl Refuse<'_> {
     fn challenge(&self, error: Option<&str>) -> String {
         let mut c = format!(
             "Bearer realm=\"{}\",service=\"{}\"",
-            self.realm, self.auth.service
+            realm(self.app, self.auth, self.req),
+            self.auth.service
         );
         if let Some(scope) = self.scope() {
             c.push_str(&format!(",scope=\"{scope}\""));

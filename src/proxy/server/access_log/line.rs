@@ -94,6 +94,7 @@ impl Line {
                     bytes_out,
                     complete,
                     client = self.peer.map(tracing::field::display),
+                    subject = facts.subject.as_deref(),
                     request_id = self.id.as_ref().map(RequestId::as_str),
                     ecr_request_ids = ecr_ids.as_deref(),
                     ecr_calls = facts.ecr_calls,
