@@ -92,6 +92,15 @@ impl TestKey {
         )
     }
 
+    /// Another key of the same type under the same `kid` (a forger's).
+    pub fn another(&self) -> TestKey {
+        match self.alg {
+            Algorithm::ES256 => TestKey::ec(&self.kid),
+            Algorithm::EdDSA => TestKey::ed(&self.kid),
+            _ => TestKey::rsa(&self.kid),
+        }
+    }
+
     /// `claims` signed with this key, the header naming its `kid`.
     pub fn sign(&self, claims: &Value) -> String {
         let mut h = Header::new(self.alg);
