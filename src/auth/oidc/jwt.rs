@@ -110,6 +110,9 @@ impl Unverified {
                  does not support",
             ));
         }
+        if header.kid.as_ref().is_some_and(|k| k.len() > 256) {
+            return Err(bad("the token's `kid` is longer than 256 characters"));
+        }
         let alg = algorithm(&header.alg)?;
         let claims: Map<String, Value> = part(c, "claims")?;
         let iss = match claims.get("iss") {
