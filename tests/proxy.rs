@@ -31,6 +31,8 @@ mod hostage;
 mod memory;
 #[path = "proxy/metrics.rs"]
 mod metrics;
+#[path = "proxy/oidc.rs"]
+mod oidc;
 #[path = "proxy/pull.rs"]
 mod pull;
 #[path = "proxy/request_timeout.rs"]
