@@ -163,17 +163,17 @@ impl Cache {
         let _ = std::fs::remove_file(self.layout.crc(hex));
     }
 
-    /// The fill of blob `hex` under way, or a new one from `source`; `None` when the blob is
+    /// The fill of blob `hex` under way, or a new one from `source` (then `true`); `None` when the blob is
     /// complete in the cache by now (read it with `stored_blob`).
     pub fn fill(
         self: &Arc<Self>,
         hex: &str,
         source: Arc<dyn Source>,
-    ) -> std::io::Result<Option<Arc<Fill>>> {
+    ) -> std::io::Result<Option<(Arc<Fill>, bool)>> {
         assert!(is_hex(hex), "cache keys are sha256 hex digests");
         let mut fills = self.fills.lock().expect("fills");
         if let Some(f) = fills.get(hex) {
-            return Ok(Some(f.clone()));
+            return Ok(Some((f.clone(), false)));
         }
         if self
             .index
@@ -220,7 +220,7 @@ impl Cache {
             cache.fills.lock().expect("fills").remove(&hex);
             tx.send_modify(|p| p.outcome = Some(outcome));
         });
-        Ok(Some(fill))
+        Ok(Some((fill, true)))
     }
 
     /// A verified fill: its CRC table, then the blob renamed into place, indexed.

@@ -6,6 +6,7 @@
 //! (see `ecr`).
 
 mod admin;
+mod cached;
 pub mod error;
 mod fetch;
 mod handlers;
@@ -43,6 +44,10 @@ pub struct App {
     pub metrics: Metrics,
     /// `[auth]`: who may do what. `None`: everyone may do everything (a loopback sidecar).
     pub auth: Option<Arc<Auth>>,
+    /// `[cache]`: pulls served from disk.
+    pub cache: Option<Arc<crate::cache::Cache>>,
+    /// Concurrent manifest lookups through the cache share one ECR call.
+    pub flights: cached::flight::Flights,
 }
 
 /// Bytes of manifests kept by digest.
@@ -66,6 +71,11 @@ pub enum StartError {
     },
     #[error(transparent)]
     Auth(#[from] crate::auth::SetupError),
+    #[error("cannot open the cache folder {dir} (cache.dir): {source}")]
+    Cache {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "refusing to serve {addr} without authentication: anyone who reaches it could push, \
          retag and delete every image the proxy's AWS role can. Add an [auth] section (README \
@@ -244,6 +254,33 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let fetcher = fetch::Fetcher::new().map_err(StartError::Tls)?;
     let manifests = manifest_cache::ManifestCache::new(MANIFEST_CACHE_BYTES);
     let metrics = metrics_for(&sessions, config.buffer_budget);
+    let cache = match &config.cache {
+        Some(c) => {
+            let cache = crate::cache::Cache::open(c, metrics.clone()).map_err(|source| {
+                StartError::Cache {
+                    dir: c.dir.clone(),
+                    source,
+                }
+            })?;
+            let weak = Arc::downgrade(&cache);
+            metrics.gauge_fn(
+                "cache_fills_in_flight",
+                "Blobs being fetched into the disk cache",
+                move || {
+                    weak.upgrade()
+                        .map_or(0, |c| c.stats().fills_in_flight as u64)
+                },
+            );
+            let weak = Arc::downgrade(&cache);
+            metrics.gauge_fn(
+                "cache_bytes",
+                "Bytes of blobs and manifests in the disk cache",
+                move || weak.upgrade().map_or(0, |c| c.stats().bytes),
+            );
+            Some(cache)
+        }
+        None => None,
+    };
     let app = Arc::new(App {
         ecr: ecr.with_metrics(metrics.clone()),
         sessions,
@@ -254,6 +291,8 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         manifests: manifests.with_metrics(metrics.clone()),
         metrics,
         auth,
+        cache,
+        flights: cached::flight::Flights::default(),
     });
     tracing::info!(%addr, "registry listening");
     let stop = Stop::default();

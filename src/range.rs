@@ -60,6 +60,23 @@ pub fn resolve(header: Option<&str>, len: u64) -> RangeRequest {
     }
 }
 
+/// Whether `range` is one byte range whose last byte comes before its first (`bytes=500-0`):
+/// RFC 9110 §14.2 answers such an invalid range with 416.
+pub fn reversed(range: &str) -> bool {
+    let Some((a, b)) = range
+        .trim()
+        .strip_prefix("bytes=")
+        .filter(|spec| !spec.contains(','))
+        .and_then(|spec| spec.split_once('-'))
+    else {
+        return false;
+    };
+    matches!(
+        (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
+        (Ok(first), Ok(last)) if last < first
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::{resolve, RangeRequest::*};
@@ -84,5 +101,26 @@ mod tests {
             assert_eq!(resolve(h, 100), want, "{h:?}");
         }
         assert_eq!(resolve(Some("bytes=0-0"), 0), Unsatisfiable);
+    }
+}
+
+#[cfg(test)]
+mod reversed_tests {
+    use super::reversed;
+
+    #[test]
+    fn reversed_ranges() {
+        assert!(reversed("bytes=500-0"));
+        assert!(reversed(" bytes= 10 - 9"));
+        for ok in [
+            "bytes=0-0",
+            "bytes=500-",
+            "bytes=-500",
+            "bytes=2-1,4-5",
+            "items=5-1",
+            "x",
+        ] {
+            assert!(!reversed(ok), "{ok}");
+        }
     }
 }

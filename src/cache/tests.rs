@@ -107,9 +107,13 @@ async fn many_readers_share_one_fill_and_read_before_it_ends() {
     let mut fake = Fake::new(bytes.clone());
     fake.gate = Some(gate.clone());
     let fake = Arc::new(fake);
-    let fill = cache.fill(&hex, fake.clone()).unwrap().unwrap();
-    let again = cache.fill(&hex, fake.clone()).unwrap().unwrap();
+    let fill = cache.fill(&hex, fake.clone()).unwrap().unwrap().0;
+    let again = cache.fill(&hex, fake.clone()).unwrap().unwrap().0;
     assert!(Arc::ptr_eq(&fill, &again), "one fill per blob");
+    assert!(
+        !cache.fill(&hex, fake.clone()).unwrap().unwrap().1,
+        "joined, not started"
+    );
     let readers: Vec<_> = (0..4)
         .map(|_| tokio::spawn(read_all(fill.stream(0, bytes.len() as u64))))
         .collect();
@@ -141,7 +145,7 @@ async fn a_cut_fill_resumes_from_the_last_whole_mib() {
     let mut fake = Fake::new(bytes.clone());
     fake.cut_at = Some(MIB + MIB / 2);
     let fake = Arc::new(fake);
-    let fill = cache.fill(&hex, fake.clone()).unwrap().unwrap();
+    let fill = cache.fill(&hex, fake.clone()).unwrap().unwrap().0;
     assert_eq!(
         read_all(fill.stream(0, bytes.len() as u64)).await.unwrap(),
         bytes
@@ -159,7 +163,7 @@ async fn wrong_bytes_are_never_stored() {
         .fill(&other_hex, Arc::new(Fake::new(bytes.clone())))
         .unwrap()
         .unwrap();
-    let got = read_all(fill.stream(0, bytes.len() as u64)).await;
+    let got = read_all(fill.0.stream(0, bytes.len() as u64)).await;
     assert!(
         got.is_err(),
         "a reader never gets the whole of a blob that does not verify"
@@ -189,7 +193,7 @@ async fn the_least_recently_used_are_evicted_and_a_restart_keeps_the_rest() {
             .fill(&hex, Arc::new(Fake::new(bytes)))
             .unwrap()
             .unwrap();
-        read_all(f.stream(0, (2 * MIB) as u64)).await.unwrap();
+        read_all(f.0.stream(0, (2 * MIB) as u64)).await.unwrap();
         while cache.stored_blob(&hex).await.is_none() && cache.stats().fills_in_flight > 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -236,7 +240,7 @@ async fn a_flipped_byte_is_caught_when_served() {
         .fill(&hex, Arc::new(Fake::new(bytes.clone())))
         .unwrap()
         .unwrap();
-    read_all(f.stream(0, bytes.len() as u64)).await.unwrap();
+    read_all(f.0.stream(0, bytes.len() as u64)).await.unwrap();
     while cache.stored_blob(&hex).await.is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

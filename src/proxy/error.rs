@@ -11,7 +11,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 /// An error as a registry client sees it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("blob unknown to registry: {0}")]
     BlobUnknown(String),

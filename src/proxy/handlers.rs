@@ -86,7 +86,7 @@ fn scrape(app: &App, method: &Method) -> RegistryResult<Response<Body>> {
 }
 
 async fn handle(
-    app: &App,
+    app: &Arc<App>,
     method: Method,
     route: Route,
     req: Request<Incoming>,

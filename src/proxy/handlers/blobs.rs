@@ -29,24 +29,12 @@ pub async fn size(app: &App, name: &str, digest: &Digest) -> RegistryResult<Opti
     })
 }
 
-/// Whether `range` is one byte range whose last byte comes before its first (`bytes=500-0`):
-/// RFC 9110 §14.2 answers such an invalid range with 416.
-fn reversed(range: &str) -> bool {
-    let Some((a, b)) = range
-        .trim()
-        .strip_prefix("bytes=")
-        .filter(|spec| !spec.contains(','))
-        .and_then(|spec| spec.split_once('-'))
-    else {
-        return false;
-    };
-    matches!(
-        (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
-        (Ok(first), Ok(last)) if last < first
-    )
-}
-
 pub async fn head(app: &App, name: &str, digest: &Digest) -> RegistryResult<Response<Body>> {
+    if let Some(cache) = &app.cache {
+        if let Some(answer) = crate::proxy::cached::blobs::head(cache, name, digest).await {
+            return Ok(answer);
+        }
+    }
     let size = size(app, name, digest)
         .await?
         .ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))?;
@@ -63,12 +51,15 @@ pub async fn head(app: &App, name: &str, digest: &Digest) -> RegistryResult<Resp
 /// GET a blob: 307 to ECR's download URL (`redirect`), or its bytes streamed through the proxy
 /// (`stream`), honouring `Range`.
 pub async fn get(
-    app: &App,
+    app: &std::sync::Arc<App>,
     name: &str,
     digest: &Digest,
     range: Option<&str>,
 ) -> RegistryResult<Response<Body>> {
-    if range.is_some_and(reversed) {
+    if let (Some(cache), false) = (&app.cache, digest.is_empty_blob()) {
+        return crate::proxy::cached::blobs::get(app, cache, name, digest, range).await;
+    }
+    if range.is_some_and(crate::range::reversed) {
         let size = size(app, name, digest)
             .await?
             .ok_or_else(|| RegistryError::BlobUnknown(digest.to_string()))?;
@@ -133,25 +124,4 @@ pub async fn get(
         .map_err(std::io::Error::other)
         .boxed();
     Ok(resp.body(stream).expect("valid response"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::reversed;
-
-    #[test]
-    fn reversed_ranges() {
-        assert!(reversed("bytes=500-0"));
-        assert!(reversed(" bytes= 10 - 9"));
-        for ok in [
-            "bytes=0-0",
-            "bytes=500-",
-            "bytes=-500",
-            "bytes=2-1,4-5",
-            "items=5-1",
-            "x",
-        ] {
-            assert!(!reversed(ok), "{ok}");
-        }
-    }
 }

@@ -85,6 +85,13 @@ pub async fn put(
     for tag in &tags {
         store(app, name, text, &media_type, Some(tag), given, &digest).await?;
     }
+    if let Some(cache) = &app.cache {
+        use crate::proxy::cached::manifests::remember_push;
+        remember_push(cache, name, None, &bytes, &media_type);
+        for tag in &tags {
+            remember_push(cache, name, Some(tag), &bytes, &media_type);
+        }
+    }
     let mut resp = Response::builder()
         .status(StatusCode::CREATED)
         .header(header::LOCATION, format!("/v2/{name}/manifests/{digest}"))
@@ -202,6 +209,18 @@ pub async fn get(
     head: bool,
 ) -> RegistryResult<Response<Body>> {
     let accepted = accepted(headers);
+    if let Some(cache) = &app.cache {
+        let found = crate::proxy::cached::manifests::get(
+            app,
+            cache,
+            &app.flights,
+            name,
+            reference,
+            &accepted,
+        )
+        .await?;
+        return Ok(answer(found.bytes, found.media_type, head));
+    }
     let cached = match reference {
         Reference::Digest(d) => app
             .manifests
@@ -235,19 +254,22 @@ pub async fn get(
             (bytes, image.media_type)
         }
     };
+    Ok(answer(bytes, media_type, head))
+}
+
+fn answer(bytes: bytes::Bytes, media_type: String, head: bool) -> Response<Body> {
     let digest = Digest::of(&bytes);
-    let resp = Response::builder()
+    Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, media_type)
         .header(header::CONTENT_LENGTH, bytes.len())
-        .header("Docker-Content-Digest", digest.as_str());
-    Ok(resp
+        .header("Docker-Content-Digest", digest.as_str())
         .body(if head {
             body::empty()
         } else {
             body::full(bytes)
         })
-        .expect("valid response"))
+        .expect("valid response")
 }
 
 /// DELETE via BatchDeleteImage: by tag the tag only (ECR deletes the image with its last tag),
@@ -269,6 +291,11 @@ pub async fn delete(
     let removed = result?;
     for d in &removed {
         app.manifests.remove(name, d);
+    }
+    if let Some(cache) = &app.cache {
+        let mut gone = removed.clone();
+        gone.extend(digest.map(str::to_string));
+        crate::proxy::cached::manifests::forget_delete(cache, name, reference, &gone);
     }
     if removed.is_empty() {
         return Err(RegistryError::ManifestUnknown(format!(
