@@ -385,3 +385,39 @@ actions = ["pull", "push"]
     *with_cert.last_mut().unwrap() = &other;
     assert_eq!(curl_status(&with_cert).await, "403 2", "and nowhere else");
 }
+
+#[tokio::test]
+async fn a_bad_certificate_or_key_stops_the_start_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let Some(pki) = Pki::create(&dir.path().join("pki")) else {
+        return;
+    };
+    pki.server("other", 1003);
+    let start_error = |cert: &str, key: &str| {
+        let path = dir.path().join(format!("{cert}-{key}.toml"));
+        let toml = format!(
+            "listen = \"127.0.0.1:0\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            pki.arg(cert),
+            pki.arg(key)
+        );
+        std::fs::write(&path, toml).unwrap();
+        let env = std::collections::HashMap::new();
+        let config = ecr_proxy::config::load(Some(&path), &env, &Default::default())
+            .expect("a valid config");
+        async move {
+            match ecr_proxy::proxy::start(config).await {
+                Ok(_) => panic!("started with a bad [tls]"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    let e = start_error("missing.crt", "server.key").await;
+    assert!(e.contains("missing.crt") && e.contains("tls.cert"), "{e}");
+    let e = start_error("server.key", "server.key").await;
+    assert!(e.contains("no certificate in it"), "{e}");
+    let e = start_error("server.crt", "other.key").await;
+    assert!(
+        e.contains("other.key") && e.contains("does not match the certificate"),
+        "{e}"
+    );
+}

@@ -1,3 +1,5 @@
+//! Tests of the served pair: a rotation written in two steps, and the start errors.
+
 use super::*;
 use crate::watch::CHECK_EVERY;
 use std::time::Duration;
