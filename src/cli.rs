@@ -225,7 +225,7 @@ async fn start_local(dir: &Path, config: &mut ProxyConfig) -> Result<RunningEmul
 /// credentials. "ready" only with credentials; without, a WARN that says what to set.
 async fn announce(running: &RunningProxy, listen: &Listen) {
     let s = running.ecr().startup(CREDENTIALS_WAIT).await;
-    let registry = format!("http://{}", running.addr());
+    let registry = running.url();
     match &s.credentials {
         CredentialStatus::Found(source) => tracing::info!(
             %registry, %listen, endpoint = %s.endpoint, region = %s.region,

@@ -16,4 +16,5 @@ pub mod names;
 pub mod parts;
 pub mod proxy;
 pub mod range;
+pub mod tls;
 pub mod watch;

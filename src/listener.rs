@@ -1,10 +1,13 @@
 //! The accept loop both servers (the registry and the emulator) run: accept TCP connections and
-//! serve each with HTTP/1.1 or HTTP/2 on its own task, within `ConnectionLimits`. Connections live
-//! in a set owned by the loop, so stopping the loop (aborting its task) closes them all: a clean
-//! restart in tests. A `Stop` drains it instead (`drain`: the listening socket closed, idle
-//! connections closed, requests in progress given the drain period, then the rest cut). This
-//! module knows nothing of routes; callers pass the service for each connection. `conn` owns one
-//! connection's timers (header read, keep-alive idle), how it finishes on a drain, and its socket.
+//! serve each with HTTP/1.1 or HTTP/2 on its own task, within `ConnectionLimits`, over TLS when
+//! given a `tls::Tls` (the registry with `[tls]`). Connections live in a set owned by the loop,
+//! so stopping the loop (aborting its task) closes them all: a clean restart in tests. A `Stop`
+//! drains it instead (`drain`: the listening socket closed, idle connections closed, requests in
+//! progress given the drain period, then the rest cut). This module knows nothing of routes;
+//! callers pass what makes each connection's service, given what the listener knows of it
+//! (`Accepted`). `handshake` owns a TLS connection's start (the plain-HTTP answer, the
+//! handshake under the header timer); `conn` owns one connection's timers (header read,
+//! keep-alive idle), how it finishes on a drain, and its socket.
 //!
 //! Limits enforced here, and how:
 //! - at most `max_connections` at once: the loop stops calling `accept` at the cap, so further
@@ -17,23 +20,35 @@
 
 mod conn;
 mod drain;
+mod handshake;
 
 pub use drain::{Drained, Stop};
 
 use crate::body::Body;
 use crate::config::ConnectionLimits;
+use crate::tls::Tls;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// The client's address, put into every request's extensions by the proxy's server.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub std::net::SocketAddr);
+
+/// What the listener knows of a connection when its service is made: after the TLS handshake,
+/// on a TLS listener.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub peer: std::net::SocketAddr,
+    /// The identity of the client's certificate, verified against `tls.client_ca` (mTLS).
+    pub client_cert: Option<ClientCert>,
+}
 
 /// HTTP/1 read (and write) buffer cap per connection. hyper's default is about 400 KiB, which
 /// 200 concurrent uploads can turn into 80 MiB outside the buffer budget. 64 KiB reads keep one
@@ -52,33 +67,35 @@ const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// Serve connections from `listener` within `limits` until the task is aborted; `service` makes
-/// each connection's service, given the client's address.
-pub async fn accept_loop<S>(
-    listener: TcpListener,
-    limits: &ConnectionLimits,
-    service: impl Fn(std::net::SocketAddr) -> S,
-) where
+/// Serve plain connections from `listener` within `limits` until the task is aborted; `service`
+/// makes each connection's service.
+pub async fn accept_loop<S, F>(listener: TcpListener, limits: &ConnectionLimits, service: F)
+where
+    F: Fn(Accepted) -> S + Send + Sync + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve(listener, limits, &Stop::default(), service).await;
+    serve(listener, limits, &Stop::default(), None, service).await;
 }
 
-/// Serve connections from `listener` within `limits` until `stop` drains the loop (or its task
-/// is aborted); `service` makes each connection's service, given the client's address.
-pub async fn serve<S>(
+/// Serve connections from `listener` within `limits`, over TLS when `tls` is given, until
+/// `stop` drains the loop (or its task is aborted); `service` makes each connection's service
+/// (in the connection's task, after the TLS handshake).
+pub async fn serve<S, F>(
     listener: TcpListener,
     limits: &ConnectionLimits,
     stop: &Stop,
-    service: impl Fn(std::net::SocketAddr) -> S,
+    tls: Option<Tls>,
+    service: F,
 ) -> Drained
 where
+    F: Fn(Accepted) -> S + Send + Sync + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let service = Arc::new(service);
     let builder = Arc::new(builder());
     let timers = conn::Timers {
         header_read: limits.header_read_timeout,
@@ -109,17 +126,67 @@ where
         };
         failures.recovered();
         let _ = stream.set_nodelay(true);
-        let service = service(peer);
-        let builder = builder.clone();
-        let drain = stop.for_connection();
-        connections.spawn(async move {
-            conn::serve(&builder, stream, peer, service, timers, drain).await
-        });
+        connections.spawn(connection(
+            Connection {
+                stream,
+                peer,
+                accepted: tokio::time::Instant::now(),
+                drain: stop.for_connection(),
+            },
+            tls.clone(),
+            service.clone(),
+            builder.clone(),
+            timers,
+        ));
     }
     // Closing the listening socket makes the kernel refuse new connections (and reset those
     // still in its backlog), so clients and load balancers go elsewhere at once.
     drop(listener);
     drain::finish(&mut connections, limits.drain_period, stop).await
+}
+
+/// An accepted connection, handed to its task.
+struct Connection {
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    accepted: tokio::time::Instant,
+    drain: CancellationToken,
+}
+
+/// One connection's task: the TLS handshake if any (bounded by the header timer from accept),
+/// then its service made and the connection served.
+async fn connection<S, F>(
+    c: Connection,
+    tls: Option<Tls>,
+    service: Arc<F>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    timers: conn::Timers,
+) where
+    F: Fn(Accepted) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Connection {
+        stream,
+        peer,
+        accepted,
+        drain,
+    } = c;
+    let Some(tls) = tls else {
+        let service = service(Accepted {
+            peer,
+            client_cert: None,
+        });
+        return conn::serve(&builder, stream, peer, service, timers, drain, accepted).await;
+    };
+    let deadline = accepted + timers.header_read;
+    let Some((stream, client_cert)) = handshake::secure(&tls, stream, peer, deadline, &drain).await
+    else {
+        return;
+    };
+    let service = service(Accepted { peer, client_cert });
+    conn::serve(&builder, stream, peer, service, timers, drain, accepted).await
 }
 
 /// hyper's per-connection settings (the timers are `conn`'s, see there why not hyper's).

@@ -23,6 +23,7 @@ use crate::config::{Listen, ProxyConfig};
 use crate::ecr::Ecr;
 use crate::listener::{Drained, Stop};
 use crate::metrics::Metrics;
+use crate::tls::Tls;
 use sessions::Sessions;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -76,6 +77,9 @@ pub enum StartError {
         dir: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// `[tls]`: a certificate, key or client CA that cannot be used (the message names it).
+    #[error(transparent)]
+    ServerTls(#[from] crate::tls::TlsError),
     #[error(
         "refusing to serve {addr} without authentication: anyone who reaches it could push, \
          retag and delete every image the proxy's AWS role can. Add an [auth] section (README \
@@ -115,11 +119,19 @@ pub struct RunningProxy {
     stop: Stop,
     /// The admin listener, when `server.admin_listen` is set.
     admin: Option<admin::Admin>,
+    /// Whether the registry port speaks TLS (`[tls]`).
+    tls: bool,
 }
 
 impl RunningProxy {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The registry's base URL: `https://ADDR` with `[tls]`, else `http://ADDR`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The admin listener's address (`/healthz`, `/readyz`, `/metrics`), when one is configured.
@@ -207,12 +219,14 @@ impl Drop for RunningProxy {
 
 /// Start the proxy against `config.upstream` (under `--local` the CLI has pointed it at the
 /// emulator it started). A host name in `config.listen` is resolved here; the first of its
-/// addresses that binds is used.
+/// addresses that binds is used. With `[tls]` the registry port speaks only TLS (the admin
+/// listener stays plain HTTP); its certificate and key are read before anything binds.
 pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
     let auth = match &config.auth {
         Some(settings) => Some(Arc::new(Auth::new(settings)?)),
         None => None,
     };
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
     let ecr = Ecr::connect(&config.upstream).await;
     if !ecr.has_region() {
         return Err(StartError::NoRegion);
@@ -294,9 +308,15 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         cache,
         flights: cached::flight::Flights::default(),
     });
-    tracing::info!(%addr, "registry listening");
+    tracing::info!(%addr, tls = tls.is_some(), "registry listening");
     let stop = Stop::default();
-    let task = tokio::spawn(server::accept_loop(listener, app.clone(), stop.clone()));
+    let serves_tls = tls.is_some();
+    let task = tokio::spawn(server::accept_loop(
+        listener,
+        app.clone(),
+        stop.clone(),
+        tls,
+    ));
     let admin = admin_listener.map(|(l, a)| admin::Admin::spawn(l, a, app.clone()));
     Ok(RunningProxy {
         addr,
@@ -304,6 +324,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         task,
         stop,
         admin,
+        tls: serves_tls,
     })
 }
 

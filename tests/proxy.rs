@@ -47,6 +47,8 @@ mod skopeo;
 mod startup;
 #[path = "proxy/support.rs"]
 mod support;
+#[path = "proxy/tls.rs"]
+mod tls;
 #[path = "proxy/tryout.rs"]
 mod tryout;
 #[path = "proxy/uploads.rs"]

@@ -19,7 +19,7 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         // Never drained: the emulator stops at once (the drain period is unused).
         ..Default::default()
     };
-    crate::listener::accept_loop(listener, &limits, |_peer| {
+    crate::listener::accept_loop(listener, &limits, move |_| {
         let shared = shared.clone();
         service_fn(move |req| route(shared.clone(), req))
     })

@@ -1,6 +1,7 @@
 //! One connection's life: its timers and its socket. It owns when a connection is cut for
 //! being slow or idle, and the lingering close; it must not look at requests beyond their
-//! HTTP version, nor answer them.
+//! HTTP version, nor answer them. On a TLS connection it is given the stream once the handshake
+//! is done (`listener::handshake`), and the header timer still counts from accept.
 //!
 //! Why not hyper's own timers: hyper's HTTP/1 `header_read_timeout` also starts the moment a
 //! kept-alive connection goes idle (hyper ≥ 1.4), so it would cut idle connections after the
@@ -24,6 +25,8 @@
 
 mod socket;
 
+pub(super) use socket::LINGER;
+
 use crate::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, Version};
@@ -36,7 +39,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -47,20 +50,23 @@ pub(super) struct Timers {
     pub keep_alive_idle: Duration,
 }
 
-/// Serve one connection until it ends, a timer cuts it, or `drain` tells it to finish.
-pub(super) async fn serve<S>(
+/// Serve one connection (`stream`: the TCP stream, or the TLS stream over it), accepted at
+/// `accepted`, until it ends, a timer cuts it, or `drain` tells it to finish.
+pub(super) async fn serve<I, S>(
     builder: &auto::Builder<TokioExecutor>,
-    stream: TcpStream,
+    stream: I,
     peer: std::net::SocketAddr,
     service: S,
     timers: Timers,
     drain: CancellationToken,
+    accepted: Instant,
 ) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(accepted));
     let io = TokioIo::new(Watched::new(stream, activity.clone()));
     let tracked = Tracked {
         inner: service,
@@ -138,11 +144,11 @@ struct State {
 }
 
 impl Activity {
-    fn new() -> Activity {
+    fn new(accepted: Instant) -> Activity {
         Activity {
             state: Mutex::new(State {
                 in_flight: 0,
-                since: Instant::now(),
+                since: accepted,
                 served: false,
                 head_started: None,
                 http2: false,

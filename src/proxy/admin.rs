@@ -4,6 +4,9 @@
 //! Envoy's admin listener do). Any other path is 404 and any other method 405, in plain text:
 //! nothing here reaches a registry route, an upload or ECR beyond `/readyz`'s one probe call.
 //!
+//! It speaks plain HTTP even when the registry port has `[tls]`: probes and scrapes come from
+//! inside the pod or cluster network, and its answers carry no secrets.
+//!
 //! It runs on `crate::listener`'s accept loop with small limits of its own (`LIMITS`), apart
 //! from the registry's connection cap, so probes still get in while the registry is full. On a
 //! drain it keeps serving (`/readyz` answers 503 `draining` instead of connections being
@@ -57,7 +60,7 @@ impl Admin {
     pub(super) fn spawn(listener: TcpListener, addr: SocketAddr, app: Arc<App>) -> Admin {
         tracing::info!(%addr, "admin listening: {PATHS} (the registry port serves them too)");
         let task = tokio::spawn(async move {
-            crate::listener::accept_loop(listener, &LIMITS, |_peer| {
+            crate::listener::accept_loop(listener, &LIMITS, move |_| {
                 let app = app.clone();
                 service_fn(move |req| {
                     let app = app.clone();

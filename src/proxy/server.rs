@@ -8,9 +8,9 @@
 //!    connection anyway; the header tells the client so. It sits outside every layer and handler
 //!    that can answer early, so it sees each final answer beside the request as the client sent
 //!    it; inside the version layer because order between the two does not matter.
-//! 3. `with_peer` puts the client's address (`listener::Peer`) into the request's extensions,
-//!    before every layer that reads it (the access log; authentication and the per-client upload
-//!    cap later).
+//! 3. `with_connection` puts the client's address (`listener::Peer`) and, on mTLS, its
+//!    certificate's identity (`listener::ClientCert`) into the request's extensions, before every
+//!    layer that reads them (the access log, authentication, the per-client upload cap).
 //! 4. `request_id` takes or makes `x-request-id` and returns it on every answer: outside the log
 //!    and everything that can answer, so each line and each answer carries it.
 //! 5. `access_log` opens the request's span and gathers what the request causes into one access
@@ -41,21 +41,27 @@ mod timeout;
 
 use super::{handlers, App};
 use crate::body::Body;
-use crate::listener::{Drained, Peer, Stop};
+use crate::listener::{Accepted, Drained, Peer, Stop};
+use crate::tls::Tls;
 use http::{HeaderValue, Request, Response};
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
-pub async fn accept_loop(listener: TcpListener, app: Arc<App>, stop: Stop) -> Drained {
+pub async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    stop: Stop,
+    tls: Option<Tls>,
+) -> Drained {
     let limits = app.config.connections.clone();
-    crate::listener::serve(listener, &limits, &stop, |peer| {
+    crate::listener::serve(listener, &limits, &stop, tls, move |conn: Accepted| {
         let app = app.clone();
         let service = ServiceBuilder::new()
             .map_response(api_version)
             .layer(early_answer::CloseIfBodyUnreadLayer)
-            .map_request(move |req| with_peer(req, peer))
+            .map_request(move |req| with_connection(req, &conn))
             .layer(request_id::RequestIdLayer)
             .layer(access_log::AccessLogLayer::new(app.metrics.clone()))
             .layer(request_metrics::MetricsLayer::new(app.metrics.clone()))
@@ -75,7 +81,10 @@ fn api_version(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
-fn with_peer<B>(mut req: Request<B>, peer: std::net::SocketAddr) -> Request<B> {
-    req.extensions_mut().insert(Peer(peer));
+fn with_connection<B>(mut req: Request<B>, conn: &Accepted) -> Request<B> {
+    req.extensions_mut().insert(Peer(conn.peer));
+    if let Some(cert) = &conn.client_cert {
+        req.extensions_mut().insert(cert.clone());
+    }
     req
 }

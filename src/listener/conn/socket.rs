@@ -1,6 +1,7 @@
 //! A connection's socket as hyper sees it: reads are reported to the connection's `Activity`
-//! (the watch in `conn` needs the first byte of a request head), and closing lingers. It must
-//! not interpret the bytes.
+//! (the watch in `conn` needs the first byte of a request head), and closing lingers. On a TLS
+//! connection it wraps the TLS stream, so it sees the plaintext: the bytes of requests, not of
+//! TLS records. It must not interpret the bytes.
 
 use super::Activity;
 use std::future::Future;
@@ -9,23 +10,23 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 /// After the server closes its side, how long it reads and discards what the client still
 /// sends, so that unread bytes do not turn the close into a reset that can destroy the answer
 /// before the client reads it (an early 416 with a body still coming).
-const LINGER: Duration = Duration::from_secs(1);
+pub(in crate::listener) const LINGER: Duration = Duration::from_secs(1);
 
-/// The socket, noting reads for the watch and lingering on close.
-pub(super) struct Watched {
-    stream: TcpStream,
+/// The socket (a TCP stream, or the TLS stream over it), noting reads for the watch and
+/// lingering on close.
+pub(super) struct Watched<I> {
+    stream: I,
     activity: Arc<Activity>,
     linger: Linger,
 }
 
-impl Watched {
-    pub(super) fn new(stream: TcpStream, activity: Arc<Activity>) -> Watched {
+impl<I> Watched<I> {
+    pub(super) fn new(stream: I, activity: Arc<Activity>) -> Watched<I> {
         Watched {
             stream,
             activity,
@@ -40,7 +41,7 @@ enum Linger {
     Done,
 }
 
-impl AsyncRead for Watched {
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -56,7 +57,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
