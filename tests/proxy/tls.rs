@@ -4,6 +4,8 @@
 //! answered with the https hint, the header timer over TLS, a drain over HTTP/1 and HTTP/2, and
 //! client certificates (required; and as an identity for the access rules).
 
+#[path = "tls/as_written.rs"]
+mod as_written;
 #[path = "tls/client_certs.rs"]
 mod client_certs;
 #[path = "tls/pki.rs"]
