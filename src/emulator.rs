@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     clock_skew_secs: AtomicI64,
     /// Request-body buffers kept for reuse (see `api::BodyPool`).
     bodies: api::BodyPool,
+    /// Calls per operation (every operation, answered or not), for tests that count ECR calls.
+    calls: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Layer downloads (GETs of download URLs) served, whole or ranged.
+    downloads: std::sync::atomic::AtomicU64,
 }
 
 /// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
@@ -155,6 +159,17 @@ impl RunningEmulator {
         self.shared.faults.calls(op)
     }
 
+    /// Calls of ECR operation `op` received so far (`GetDownloadUrlForLayer`, …).
+    pub fn calls(&self, op: &str) -> u64 {
+        let c = self.shared.calls.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(op).copied().unwrap_or(0)
+    }
+
+    /// Layer downloads (GET of a download URL) served so far.
+    pub fn downloads(&self) -> u64 {
+        self.shared.downloads.load(Ordering::Relaxed)
+    }
+
     /// Faults of `kind` injected into `op` so far.
     pub fn faults_injected(&self, op: &str, kind: faults::Fault) -> u64 {
         self.shared.faults.injected(op, kind)
@@ -172,6 +187,22 @@ impl RunningEmulator {
     pub fn shutdown(self) {
         self.task.abort();
         self.sweeper.abort();
+    }
+}
+
+impl Shared {
+    pub(crate) fn count_call(&self, op: &str) {
+        let mut c = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        match c.get_mut(op) {
+            Some(n) => *n += 1,
+            None => {
+                c.insert(op.to_string(), 1);
+            }
+        }
+    }
+
+    pub(crate) fn count_download(&self) {
+        self.downloads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -250,6 +281,8 @@ pub async fn start_tuned(
         faults,
         clock_skew_secs: AtomicI64::new(0),
         bodies: api::BodyPool::default(),
+        calls: Default::default(),
+        downloads: Default::default(),
     });
     // Uploads that expired while the emulator was down go before anything is served.
     let (swept, expiry) = (shared.clone(), tuning.upload_expiry);

@@ -91,6 +91,7 @@ where
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let op_name = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+    shared.count_call(op_name);
     let Some(op) = target.strip_prefix(TARGET_PREFIX).and_then(ops::lookup) else {
         let err = EcrError::UnknownOperation(format!(
             "The operation `{target}` is not known to this service"

@@ -34,6 +34,9 @@ async fn route(
     if path.starts_with(download::PREFIX) {
         let store = &shared.ctx.store;
         let now = download::unix_now() + shared.clock_skew_secs.load(Ordering::Relaxed);
+        if req.method() == Method::GET {
+            shared.count_download();
+        }
         return Ok(download::serve(store.url_key(), |d| store.layout().blob(d), &req, now).await);
     }
     if req.method() == Method::POST && path == "/" {
