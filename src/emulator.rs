@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     calls: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Layer downloads (GETs of download URLs) served, whole or ranged.
     downloads: std::sync::atomic::AtomicU64,
+    /// Microseconds waited before each 256 KiB of a layer download (a slow S3), 0 for none.
+    download_pace_us: std::sync::atomic::AtomicU64,
 }
 
 /// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
@@ -163,6 +165,14 @@ impl RunningEmulator {
     pub fn calls(&self, op: &str) -> u64 {
         let c = self.shared.calls.lock().unwrap_or_else(|p| p.into_inner());
         c.get(op).copied().unwrap_or(0)
+    }
+
+    /// Wait `pace` before each 256 KiB of every layer download from now on (a slow S3: for tests
+    /// that must see a download in progress); zero turns it off.
+    pub fn set_download_pace(&self, pace: std::time::Duration) {
+        self.shared
+            .download_pace_us
+            .store(pace.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Layer downloads (GET of a download URL) served so far.
@@ -283,6 +293,7 @@ pub async fn start_tuned(
         bodies: api::BodyPool::default(),
         calls: Default::default(),
         downloads: Default::default(),
+        download_pace_us: Default::default(),
     });
     // Uploads that expired while the emulator was down go before anything is served.
     let (swept, expiry) = (shared.clone(), tuning.upload_expiry);

@@ -37,7 +37,13 @@ async fn route(
         if req.method() == Method::GET {
             shared.count_download();
         }
-        return Ok(download::serve(store.url_key(), |d| store.layout().blob(d), &req, now).await);
+        let answer = download::serve(store.url_key(), |d| store.layout().blob(d), &req, now).await;
+        let pace = shared.download_pace_us.load(Ordering::Relaxed);
+        return Ok(if pace == 0 {
+            answer
+        } else {
+            answer.map(|b| paced(b, std::time::Duration::from_micros(pace)))
+        });
     }
     if req.method() == Method::POST && path == "/" {
         return api::handle(shared, req).await;
@@ -49,4 +55,17 @@ async fn route(
             r#"{"__type":"UnknownOperationException","message":"Only POST / is served here"}"#,
         ))
         .expect("valid response"))
+}
+
+/// `body` with a wait before each of its frames (256 KiB of a file).
+fn paced(b: body::Body, pace: std::time::Duration) -> body::Body {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let frames = http_body_util::BodyStream::new(b).then(move |f| async move {
+        tokio::time::sleep(pace).await;
+        f
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(
+        sync_wrapper::SyncStream::new(frames),
+    ))
 }

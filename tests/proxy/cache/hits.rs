@@ -1,0 +1,155 @@
+//! Hits: the second pull asks ECR for no download URL and downloads nothing; HEAD is answered
+//! from the cache; a flipped byte in a cached blob is caught and the blob refetched, the client
+//! getting the right bytes; pushes and deletes through the proxy keep the cache right.
+
+use super::*;
+
+#[tokio::test]
+async fn the_second_pull_makes_no_download() {
+    let s = cache_stack("max_size = \"1GiB\"").await;
+    let layers = vec![data(1, 3 * MIB + 11), data(2, 200 * 1024)];
+    let m = push_image(&s, "mirror/app", "v1", &layers).await;
+    let first = pull(&s.url(""), "mirror/app", "v1").await.unwrap();
+    assert_eq!(first, m.as_bytes());
+    let (urls, downloads) = (s.emu.calls("GetDownloadUrlForLayer"), s.emu.downloads());
+    assert_eq!(downloads, 3, "config and two layers, once each");
+    let d = digest(m.as_bytes());
+    for reference in ["v1", d.as_str()] {
+        assert_eq!(
+            pull(&s.url(""), "mirror/app", reference).await.unwrap(),
+            m.as_bytes()
+        );
+    }
+    assert_eq!(
+        s.emu.calls("GetDownloadUrlForLayer"),
+        urls,
+        "no download URL asked again"
+    );
+    assert_eq!(s.emu.downloads(), downloads, "no layer downloaded again");
+    let batch_get = s.emu.calls("BatchGetImage");
+    assert_eq!(
+        pull(&s.url(""), "mirror/app", &d).await.unwrap(),
+        m.as_bytes()
+    );
+    assert_eq!(
+        s.emu.calls("BatchGetImage"),
+        batch_get,
+        "a manifest by digest from the cache"
+    );
+    let head = request(
+        "HEAD",
+        &s.url(&format!("/v2/mirror/app/blobs/{}", digest(&layers[0]))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, (3 * MIB + 11).to_string().as_str())
+    );
+    // Ranges from the cache.
+    let r = request(
+        "GET",
+        &s.url(&format!("/v2/mirror/app/blobs/{}", digest(&layers[0]))),
+        &[("Range", "bytes=1048570-1048580")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.as_ref(), &layers[0][1048570..=1048580]);
+    assert!(metric(&s, "ecr_proxy_cache_lookups_total", "result=\"hit\"").await >= 6.0);
+    assert!(metric(&s, "ecr_proxy_cache_served_bytes_total", "").await >= (3 * MIB) as f64);
+}
+
+#[tokio::test]
+async fn another_repository_gets_a_cached_blob_only_if_ecr_says_it_holds_it() {
+    let s = cache_stack("max_size = \"1GiB\"").await;
+    let layer = data(3, 2 * MIB);
+    push_image(&s, "team-a/app", "v1", &[layer.clone()]).await;
+    pull(&s.url(""), "team-a/app", "v1").await.unwrap();
+    let r = request(
+        "GET",
+        &s.url(&format!("/v2/team-b/other/blobs/{}", digest(&layer))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        r.status, 404,
+        "team-b/other does not hold it: the cache's copy is not served to it"
+    );
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_caught_and_the_blob_refetched() {
+    let s = cache_stack("max_size = \"1GiB\"").await;
+    let layer = data(4, 3 * MIB);
+    push_image(&s, "mirror/flip", "v1", &[layer.clone()]).await;
+    pull(&s.url(""), "mirror/flip", "v1").await.unwrap();
+    let d = digest(&layer);
+    let hex = d.strip_prefix("sha256:").unwrap();
+    let file = s
+        .conf()
+        .join("cache/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    let mut raw = std::fs::read(&file).unwrap();
+    raw[2 * MIB + 5] ^= 0x01;
+    std::fs::write(&file, raw).unwrap();
+    let before = s.emu.downloads();
+    let r = request(
+        "GET",
+        &s.url(&format!("/v2/mirror/flip/blobs/{d}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(digest(&r.body), d, "the client got the right bytes");
+    assert_eq!(s.emu.downloads(), before + 1, "refetched from ECR");
+    assert_eq!(metric(&s, "ecr_proxy_cache_corrupt_total", "").await, 1.0);
+    // And the cache holds the right bytes again.
+    for _ in 0..100 {
+        if std::fs::read(&file).is_ok_and(|b| digest(&b) == d) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(digest(&std::fs::read(&file).unwrap()), d);
+}
+
+#[tokio::test]
+async fn pushes_and_deletes_through_the_proxy_keep_the_cache_right() {
+    let s = cache_stack("max_size = \"1GiB\"\ntag_ttl_secs = 3600\nmax_stale_secs = 3600").await;
+    let m1 = push_image(&s, "mirror/tags", "latest", &[data(5, 1000)]).await;
+    assert_eq!(
+        pull(&s.url(""), "mirror/tags", "latest").await.unwrap(),
+        m1.as_bytes()
+    );
+    // A re-tag through the proxy: the next pull (within the tag's hour) gets the new image.
+    let m2 = push_image(&s, "mirror/tags", "latest", &[data(6, 1000)]).await;
+    assert_eq!(
+        pull(&s.url(""), "mirror/tags", "latest").await.unwrap(),
+        m2.as_bytes()
+    );
+    // A delete through the proxy: by digest and by tag, 404 at once.
+    let d2 = digest(m2.as_bytes());
+    let r = request(
+        "DELETE",
+        &s.url(&format!("/v2/mirror/tags/manifests/{d2}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    for reference in [d2.as_str(), "latest"] {
+        let r = request(
+            "GET",
+            &s.url(&format!("/v2/mirror/tags/manifests/{reference}")),
+            &[("Accept", OCI)],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 404, "{reference}");
+    }
+}
