@@ -9,6 +9,8 @@ mod admin;
 mod attacks;
 #[path = "proxy/auth.rs"]
 mod auth;
+#[path = "proxy/auth_clients.rs"]
+mod auth_clients;
 #[path = "proxy/cache.rs"]
 mod cache;
 #[path = "proxy/conformance.rs"]

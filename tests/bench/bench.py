@@ -13,6 +13,9 @@ What it measures
       push-16x64M-concurrent  16 skopeo copies of distinct 64 MiB images at once, wall time
       manifest-get            hey -n N -c16: N GETs of /v2/<repo>/manifests/<digest>
       head-blob               hey -n N -c16: N HEADs of /v2/<repo>/blobs/<digest>
+      manifest-get-auth       manifest-get against a second ecr-proxy with [auth] on, a bearer
+                              token on every request, against ecr-proxy with auth off (not
+                              distribution): auth.py
 
     Transfer cases report wall time of the client command; rate cases send a fixed number of
     requests (--requests, the same for both registries) and report requests/s and p99 latency as
@@ -65,8 +68,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import auth
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / "target" / "release" / "ecr-proxy"
+# Where `cargo build --release` put the binary (CARGO_TARGET_DIR, as cargo reads it).
+BIN = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "ecr-proxy"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CHUNK = 4 * MiB
@@ -146,9 +152,10 @@ class Server:
     """One server process on a loopback port, with its log file and /proc readings."""
 
     def __init__(self, name: str, cmd: list[str], port: int, workdir: Path, env=None,
-                 registry=True):
+                 registry=True, creds: str | None = None):
         self.name, self.cmd, self.port, self.workdir = name, cmd, port, workdir
         self.env = env
+        self.creds = creds  # user:password for skopeo, when the registry wants them
         self.registry = registry  # a registry must answer GET /v2/ with 200
         self.logfile = workdir / "server.log"
         self.proc: subprocess.Popen | None = None
@@ -230,8 +237,9 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_servers(tmp: Path) -> dict[str, Server]:
-    """distribution, the emulator and ecr-proxy, each ready; returns them by name."""
+def start_servers(tmp: Path, with_auth: bool = False) -> dict[str, Server]:
+    """distribution, the emulator and ecr-proxy (and, with_auth, a second ecr-proxy with
+    [auth] on), each ready; returns them by name."""
     servers: dict[str, Server] = {}
     try:
         ddir = tmp / "distribution"
@@ -260,8 +268,16 @@ def start_servers(tmp: Path) -> dict[str, Server]:
                     RUST_LOG="warn")
         servers[P] = Server(P, [str(BIN), "serve", "--listen", f"127.0.0.1:{pport}"],
                             pport, pdir, env=penv)
+        if with_auth:
+            adir = tmp / "ecr-proxy-auth"
+            adir.mkdir()
+            aport = free_port()
+            servers[auth.NAME] = Server(
+                auth.NAME, [str(BIN), "serve", "--config", str(auth.write_config(adir)),
+                            "--listen", f"127.0.0.1:{aport}"],
+                aport, adir, env=penv, creds=f"{auth.USER}:{auth.PASSWORD}")
 
-        for name in (D, "emulator", P):
+        for name in servers:
             servers[name].start()
             servers[name].wait_ready()
             log(f"started {name} on {servers[name].host} (pid {servers[name].proc.pid})")
@@ -434,7 +450,7 @@ class Bench:
 
     # skopeo -----------------------------------------------------------------------------
 
-    def skopeo_cmd(self, src: str, dst: str) -> tuple[list[str], dict]:
+    def skopeo_cmd(self, src: str, dst: str, creds: str | None = None) -> tuple[list[str], dict]:
         # A private blob-info cache for each copy: skopeo (containers/image) otherwise remembers
         # where it pushed a blob and mounts it from that repository instead of uploading.
         # Running as root it keeps that cache in /var/lib/containers/cache whatever HOME is;
@@ -444,22 +460,26 @@ class Bench:
         cmd = ["skopeo", "copy", "--quiet", "--preserve-digests"]
         if src.startswith("docker://"):
             cmd.append("--src-tls-verify=false")
+            if creds:
+                cmd.append(f"--src-creds={creds}")
         if dst.startswith("docker://"):
             cmd.append("--dest-tls-verify=false")
+            if creds:
+                cmd.append(f"--dest-creds={creds}")
         return cmd + [src, dst], env
 
-    def skopeo(self, src: str, dst: str) -> None:
-        cmd, env = self.skopeo_cmd(src, dst)
+    def skopeo(self, src: str, dst: str, creds: str | None = None) -> None:
+        cmd, env = self.skopeo_cmd(src, dst, creds)
         run_cmd(cmd, env=env)
 
     def push_image(self, srv: Server, key: str, repo: str, meter: Meter | None = None) -> None:
         image = self.images[key]
         dst = f"docker://{srv.host}/{repo}:{image.tag}"
         if meter is None:
-            self.skopeo(image.ref, dst)
+            self.skopeo(image.ref, dst, srv.creds)
         else:
             with meter:
-                self.skopeo(image.ref, dst)
+                self.skopeo(image.ref, dst, srv.creds)
         self.pushed[(srv.name, key)] = repo
 
     def ensure_pushed(self, srv: Server, key: str, rnd: int) -> str:
@@ -512,10 +532,13 @@ class Bench:
 
     # request rates --------------------------------------------------------------------
 
-    def check_once(self, url: str, method: str, accept: str | None) -> None:
+    def check_once(self, url: str, method: str, accept: str | None,
+                   headers: dict[str, str] | None = None) -> None:
         """One request first: a load test of error responses would measure nothing useful."""
-        req = urllib.request.Request(url, method=method,
-                                     headers={"Accept": accept} if accept else {})
+        headers = dict(headers or {})
+        if accept:
+            headers["Accept"] = accept
+        req = urllib.request.Request(url, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 r.read()
@@ -524,12 +547,15 @@ class Bench:
         except OSError as e:
             raise CaseError(f"{method} {url}", str(e)) from None
 
-    def hey(self, run: Run, meter: Meter, url: str, method: str, accept: str | None) -> None:
+    def hey(self, run: Run, meter: Meter, url: str, method: str, accept: str | None,
+            headers: dict[str, str] | None = None) -> None:
         """A fixed number of requests from 16 workers: hey -n N -c 16."""
-        self.check_once(url, method, accept)
+        self.check_once(url, method, accept, headers)
         cmd = ["hey", "-n", str(self.requests), "-c", "16", "-t", "5", "-m", method]
         if accept:
             cmd += ["-H", f"Accept: {accept}"]
+        for name, value in (headers or {}).items():
+            cmd += ["-H", f"{name}: {value}"]
         cmd.append(url)
         with meter:
             out = run_cmd(cmd, timeout=600)
@@ -643,6 +669,20 @@ def case_manifest_get(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -
           OCI_MANIFEST)
 
 
+def case_manifest_get_auth(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
+    """manifest-get with auth off (ecr-proxy) or on (auth.NAME: a token on every request)."""
+    if srv.name != auth.NAME:
+        return case_manifest_get(b, srv, rnd, run, meter)
+    image = b.images["20layers"]
+    repo = b.ensure_pushed(srv, "20layers", rnd)
+    url = f"http://{srv.host}/v2/{repo}/manifests/{image.manifest_digest}"
+    try:
+        bearer = auth.token(srv.host, repo)  # before the meter: the rate is what is measured
+    except OSError as e:
+        raise CaseError(f"GET http://{srv.host}/token", str(e)) from None
+    b.hey(run, meter, url, "GET", OCI_MANIFEST, {"Authorization": f"Bearer {bearer}"})
+
+
 def case_head_blob(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
@@ -659,9 +699,15 @@ CASES = {
     "push-16x64M-concurrent": case_push_concurrent,
     "manifest-get": case_manifest_get,
     "head-blob": case_head_blob,
+    auth.CASE: case_manifest_get_auth,
 }
-RPS_CASES = {"manifest-get", "head-blob"}
+RPS_CASES = {"manifest-get", "head-blob", auth.CASE}
 PUSH_CASES = {c for c in CASES if "push" in c}
+
+
+def targets(case: str) -> tuple[str, str]:
+    """What a case compares: ecr-proxy against distribution, or auth off against auth on."""
+    return (P, auth.NAME) if case == auth.CASE else (D, P)
 
 
 # --------------------------------------------------------------------------------------------
@@ -712,32 +758,37 @@ def fmt_peak(runs: list[Run], server: str) -> str:
 
 def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elapsed: float,
            requests: int) -> str:
-    out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
-           "| case | distribution median | ecr-proxy median | ratio ours/distribution "
-           "| proxy CPU s/GiB | proxy peak RSS | distribution CPU s/GiB | distribution peak RSS |",
-           "|---|---|---|---|---|---|---|---|"]
-    for case, by in results.items():
-        d, p = by[D], by[P]
-        out.append(f"| {case} | {fmt_result(d, case)} | {fmt_result(p, case)} "
-                   f"| {fmt_ratio(d, p, case)} | {fmt_cpu(p, P, case)} | {fmt_peak(p, P)} "
-                   f"| {fmt_cpu(d, D, case)} | {fmt_peak(d, D)} |")
-    out += ["", "### CPU seconds per run (median) and the emulator (stand-in for AWS, not "
-            "the proxy's cost)", "",
-            "| case | GiB moved | distribution CPU s | proxy CPU s | emulator CPU s "
-            "| emulator CPU s/GiB | emulator peak RSS | requests done (D / P) |",
-            "|---|---|---|---|---|---|---|---|"]
-    for case, by in results.items():
-        d = [r for r in by[D] if r.error is None]
-        p = [r for r in by[P] if r.error is None]
-        gib = med(r.gib for r in p) or med(r.gib for r in d)
-        dcpu, pcpu = med(r.cpu.get(D) for r in d), med(r.cpu.get(P) for r in p)
-        ecpu = med(r.cpu.get("emulator") for r in p)
-        eper = med(r.cpu["emulator"] / r.gib for r in p if r.gib) if gib else None
-        reqs = (f"{med(r.requests for r in d):,.0f} / {med(r.requests for r in p):,.0f}"
-                if case in RPS_CASES and d and p else "–")
-        f = lambda v, spec=".2f": "–" if v is None else format(v, spec)  # noqa: E731
-        out.append(f"| {case} | {f(gib)} | {f(dcpu)} | {f(pcpu)} | {f(ecpu)} "
-                   f"| {f(eper)} | {fmt_peak(by[P], 'emulator')} | {reqs} |")
+    auth_runs = results.get(auth.CASE)
+    results = {c: by for c, by in results.items() if c != auth.CASE}
+    out: list[str] = []
+    if results:  # the tables against distribution
+        out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
+               "| case | distribution median | ecr-proxy median | ratio ours/distribution "
+               "| proxy CPU s/GiB | proxy peak RSS | distribution CPU s/GiB "
+               "| distribution peak RSS |",
+               "|---|---|---|---|---|---|---|---|"]
+        for case, by in results.items():
+            d, p = by[D], by[P]
+            out.append(f"| {case} | {fmt_result(d, case)} | {fmt_result(p, case)} "
+                       f"| {fmt_ratio(d, p, case)} | {fmt_cpu(p, P, case)} | {fmt_peak(p, P)} "
+                       f"| {fmt_cpu(d, D, case)} | {fmt_peak(d, D)} |")
+        out += ["", "### CPU seconds per run (median) and the emulator (stand-in for AWS, not "
+                "the proxy's cost)", "",
+                "| case | GiB moved | distribution CPU s | proxy CPU s | emulator CPU s "
+                "| emulator CPU s/GiB | emulator peak RSS | requests done (D / P) |",
+                "|---|---|---|---|---|---|---|---|"]
+        for case, by in results.items():
+            d = [r for r in by[D] if r.error is None]
+            p = [r for r in by[P] if r.error is None]
+            gib = med(r.gib for r in p) or med(r.gib for r in d)
+            dcpu, pcpu = med(r.cpu.get(D) for r in d), med(r.cpu.get(P) for r in p)
+            ecpu = med(r.cpu.get("emulator") for r in p)
+            eper = med(r.cpu["emulator"] / r.gib for r in p if r.gib) if gib else None
+            reqs = (f"{med(r.requests for r in d):,.0f} / {med(r.requests for r in p):,.0f}"
+                    if case in RPS_CASES and d and p else "–")
+            f = lambda v, spec=".2f": "–" if v is None else format(v, spec)  # noqa: E731
+            out.append(f"| {case} | {f(gib)} | {f(dcpu)} | {f(pcpu)} | {f(ecpu)} "
+                       f"| {f(eper)} | {fmt_peak(by[P], 'emulator')} | {reqs} |")
     life = ", ".join(f"{n} {fmt_mib(s.lifetime_peak)}" for n, s in b.servers.items())
     out += ["", f"Lifetime peak RSS (VmHWM): {life}.",
             "Peak RSS per case: " + ("each run's own peak (VmHWM reset through clear_refs "
@@ -750,6 +801,9 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
             "size as pushed).",
             f"Total runtime {elapsed / 60:.1f} min; {os.cpu_count()} CPUs; "
             f"CPU from /proc/PID/stat at {CLK_TCK} ticks/s."]
+    if auth_runs is not None:
+        out += auth.report(auth_runs[P], auth_runs[auth.NAME], requests)
+        results[auth.CASE] = auth_runs
     failures = [r for by in results.values() for runs in by.values() for r in runs if r.error]
     if failures:
         out += ["", "### Failures", ""]
@@ -772,8 +826,8 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
     except CaseError as e:
         run.error = e
         log(f"{prefix} FAILED: {e.cmd}: {e.how}\n{e.output.strip()[-2000:]}")
-        if srv.name == P:
-            log(f"  {P} log tail:\n{srv.log_tail(15)}")
+        if srv.name in (P, auth.NAME):
+            log(f"  {srv.name} log tail:\n{srv.log_tail(15)}")
     for s in b.servers.values():
         s.check_alive()
     b.reset_ok &= meter.reset_ok
@@ -784,7 +838,7 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
         else:
             value = f"{run.seconds:.2f} s"
         cpu = f"cpu {run.cpu.get(srv.name, 0):.2f} s"
-        if srv.name == P:
+        if srv.name in (P, auth.NAME):
             cpu += f" + emulator {run.cpu.get('emulator', 0):.2f} s"
         log(f"{prefix} {value}  [{cpu}, peak {fmt_mib(run.peak.get(srv.name))}]")
     return run
@@ -826,13 +880,13 @@ def main(argv=None) -> int:
     b = None
     try:
         images = generate_images(tmp / "images")
-        servers = start_servers(tmp)
+        servers = start_servers(tmp, with_auth=auth.CASE in args.cases)
         b = Bench(tmp, servers, images, args.requests)
-        results = {c: {D: [], P: []} for c in args.cases}
+        results = {c: {t: [] for t in targets(c)} for c in args.cases}
         for rnd in range(1, args.rounds + 1):
             try:
                 for case in args.cases:
-                    for target in (D, P):
+                    for target in targets(case):
                         results[case][target].append(
                             run_case(b, case, servers[target], rnd, args.rounds))
             finally:

@@ -65,7 +65,7 @@ async fn the_second_pull_makes_no_download() {
 async fn another_repository_gets_a_cached_blob_only_if_ecr_says_it_holds_it() {
     let s = cache_stack("max_size = \"1GiB\"").await;
     let layer = data(3, 2 * MIB);
-    push_image(&s, "team-a/app", "v1", &[layer.clone()]).await;
+    push_image(&s, "team-a/app", "v1", std::slice::from_ref(&layer)).await;
     pull(&s.url(""), "team-a/app", "v1").await.unwrap();
     let r = request(
         "GET",
@@ -84,7 +84,7 @@ async fn another_repository_gets_a_cached_blob_only_if_ecr_says_it_holds_it() {
 async fn a_flipped_byte_is_caught_and_the_blob_refetched() {
     let s = cache_stack("max_size = \"1GiB\"").await;
     let layer = data(4, 3 * MIB);
-    push_image(&s, "mirror/flip", "v1", &[layer.clone()]).await;
+    push_image(&s, "mirror/flip", "v1", std::slice::from_ref(&layer)).await;
     pull(&s.url(""), "mirror/flip", "v1").await.unwrap();
     let d = digest(&layer);
     let hex = d.strip_prefix("sha256:").unwrap();

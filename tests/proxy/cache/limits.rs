@@ -13,7 +13,13 @@ async fn pulling_three_times_the_limit_keeps_the_folder_within_it() {
     let mut images = Vec::new();
     for i in 0..10u64 {
         let layer = data(200 + i, 5 * MIB);
-        let m = push_image(&s, &format!("mirror/lru{i}"), "v1", &[layer.clone()]).await;
+        let m = push_image(
+            &s,
+            &format!("mirror/lru{i}"),
+            "v1",
+            std::slice::from_ref(&layer),
+        )
+        .await;
         images.push((format!("mirror/lru{i}"), m, digest(&layer)));
     }
     let cache = s.conf().join("cache");
