@@ -59,7 +59,7 @@ where
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + Unpin + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -83,10 +83,41 @@ where
             let head = parts.method == Method::HEAD;
             match authorize(&app, &auth, &mut parts).await {
                 Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                Err(e) => Ok(e.into_response(head)),
+                Err(e) => {
+                    drain_small(body).await;
+                    Ok(e.into_response(head))
+                }
             }
         }))
     }
+}
+
+/// Most of a refused request's body read before the refusal goes out.
+const DRAIN_MAX: usize = 256 * 1024;
+/// How long reading it may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Read (and drop) up to `DRAIN_MAX` bytes of a refused request's body, for at most
+/// `DRAIN_TIME`. A client that streams its body through a pipe (containerd's `ctr push` sends a
+/// manifest so) stops reading once the answer comes and would block forever writing a body
+/// nobody reads; Go's servers (distribution) read up to 256 KiB for the same reason. A larger
+/// or slower body is left: the answer then closes the connection (`early_answer`).
+async fn drain_small<B: http_body::Body + Unpin>(mut body: B) {
+    use http_body_util::BodyExt;
+    let mut read = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read <= DRAIN_MAX {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(d) = frame.data_ref() {
+                        read += bytes::Buf::remaining(d);
+                    }
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Who sent the request.
@@ -155,7 +186,11 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
         (None | Some(Needs::SignedIn), _) => {}
         (Some(Needs::Catalog), Who::Token(t)) => {
             if !t.access.iter().any(|a| a.is_catalog()) {
-                return Err(refuse.insufficient_scope(&subject));
+                return Err(if anonymous {
+                    refuse.unauthenticated()
+                } else {
+                    refuse.insufficient_scope(&subject)
+                });
             }
         }
         (Some(Needs::Catalog), Who::Subject(_)) => {
@@ -179,9 +214,11 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
                 }
             };
             if !allowed {
+                // Anonymous (no credentials, or a token got without them): 401, so the client
+                // asks its user to sign in; a known subject: 403.
                 return Err(match (&who, decided) {
-                    (Who::Token(_), _) => refuse.insufficient_scope(&subject),
                     (_, _) if anonymous => refuse.unauthenticated(),
+                    (Who::Token(_), _) => refuse.insufficient_scope(&subject),
                     (_, d) => refuse.forbidden(&subject, name, *action, d),
                 });
             }

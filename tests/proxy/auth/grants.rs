@@ -109,7 +109,11 @@ async fn public_repositories_are_pulled_without_credentials() {
         Bytes::new(),
     )
     .await;
-    assert_eq!(r.status, 403);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "UNAUTHORIZED"),
+        "sign in to push"
+    );
     let r = request(
         "POST",
         &s.url("/v2/public/base/blobs/uploads/"),
@@ -217,7 +221,10 @@ async fn the_catalog_lists_only_what_the_subject_may_pull_or_see() {
         Bytes::new(),
     )
     .await;
-    assert_eq!(r.status, 403, "an anonymous token holds no catalog scope");
+    assert_eq!(
+        r.status, 401,
+        "an anonymous token holds no catalog scope: sign in"
+    );
 }
 
 #[tokio::test]
