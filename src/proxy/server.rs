@@ -34,7 +34,7 @@
 //!    check (an issuer's keys being fetched) is bounded; before dispatch, which then sees only
 //!    allowed requests, with their `auth::Subject`.
 //! 10. `handlers::dispatch` parses the route, notes it in the span and the record, and answers
-//!    (`/metrics`, `/healthz` and `/readyz` included).
+//!     (`/metrics`, `/healthz` and `/readyz` included).
 //!
 //! Connection limits (timers, the connection cap, accept errors, buffer sizes) are applied
 //! around this stack, per connection, by `crate::listener`, not here.

@@ -13,10 +13,12 @@
 
 mod rewrite;
 
+use rewrite::Refused;
+
 use crate::body::Body;
 use crate::proxy::error::RegistryError;
 use crate::proxy::{handlers, route, App};
-use futures_util::future::{ready, Either, Ready};
+use futures_util::future::{BoxFuture, Either};
 use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Method, Request, Response, Uri};
 use std::sync::Arc;
@@ -54,16 +56,20 @@ pub struct Mirror<S> {
 impl<S, B> tower::Service<Request<B>> for Mirror<S>
 where
     S: tower::Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<Response<Body>, S::Error>>>;
+    /// Untouched requests go on as they are; moved and refused ones in a future, so what it
+    /// logs and notes lands in the request's span and record, which are set while it is polled.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let head = req.method() == Method::HEAD;
         let uri = req.uri();
         let decided = rewrite::rewrite(
             &self.app.config.mirror_routes,
@@ -71,44 +77,50 @@ where
             uri.path(),
             uri.query(),
         );
-        match decided {
-            Ok(None) => Either::Left(self.inner.call(req)),
-            Ok(Some(to)) => match with_path_and_query(uri, &to.path_and_query) {
-                Some(new) => {
-                    if let Some(route) = to.route {
-                        tracing::debug!(
-                            registry = %route.registry,
-                            requested = uri.path(),
-                            path = new.path(),
-                            "mirror: the name moved under {}",
-                            route.prefix
-                        );
-                    }
-                    *req.uri_mut() = new;
-                    Either::Left(self.inner.call(req))
-                }
-                // Not reached: a checked prefix keeps the path valid. Refused, not passed on
-                // with the upstream's name.
-                None => Either::Right(ready(Ok(
-                    RegistryError::NotFound.into_response(req.method() == Method::HEAD)
-                ))),
-            },
+        let to = match decided {
+            Ok(None) => return Either::Left(self.inner.call(req)),
+            Ok(Some(to)) => to,
             Err(refused) => {
-                // Logged and counted with the ECR name, as a request that went on would be.
-                if let Some(r) = refused.path.and_then(|p| route::parse(&p).ok()) {
-                    handlers::note(&r);
-                }
-                let method_refused = matches!(refused.error, RegistryError::Unsupported(_));
-                let mut answer = refused.error.into_response(req.method() == Method::HEAD);
-                if method_refused {
-                    answer
-                        .headers_mut()
-                        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-                }
-                Either::Right(ready(Ok(answer)))
+                return Either::Right(Box::pin(async move { Ok(refuse(refused, head)) }))
             }
-        }
+        };
+        let Some(new) = with_path_and_query(uri, &to.path_and_query) else {
+            // Not reached: a checked prefix keeps the path valid. Refused rather than passed
+            // on with the upstream's name.
+            let refused = Refused {
+                error: RegistryError::NotFound,
+                path: None,
+            };
+            return Either::Right(Box::pin(async move { Ok(refuse(refused, head)) }));
+        };
+        let moved = to
+            .route
+            .map(|r| (r.registry.clone(), r.prefix.clone(), uri.path().to_string()));
+        *req.uri_mut() = new;
+        let answer = self.inner.call(req);
+        Either::Right(Box::pin(async move {
+            if let Some((registry, prefix, requested)) = moved {
+                tracing::debug!(%registry, %requested, "mirror: the name moved under {prefix}");
+            }
+            answer.await
+        }))
     }
+}
+
+/// The answer to a refused request, noted with the ECR name it would have had (as a request
+/// that went on is, by the dispatcher), so its log line and metrics name the route.
+fn refuse(refused: Refused, head: bool) -> Response<Body> {
+    if let Some(r) = refused.path.and_then(|p| route::parse(&p).ok()) {
+        handlers::note(&r);
+    }
+    let method_refused = matches!(refused.error, RegistryError::Unsupported(_));
+    let mut answer = refused.error.into_response(head);
+    if method_refused {
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    answer
 }
 
 /// `uri` with another path and query (scheme and authority kept, as HTTP/2 sends them).
