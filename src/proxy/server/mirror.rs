@@ -13,14 +13,13 @@
 
 mod rewrite;
 
-use rewrite::Refused;
-
 use crate::body::Body;
 use crate::proxy::error::RegistryError;
 use crate::proxy::{handlers, route, App};
 use futures_util::future::{BoxFuture, Either};
 use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Method, Request, Response, Uri};
+use rewrite::Refused;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
