@@ -35,6 +35,8 @@ mod hostage;
 mod memory;
 #[path = "proxy/metrics.rs"]
 mod metrics;
+#[path = "proxy/mirror.rs"]
+mod mirror;
 #[path = "proxy/oidc.rs"]
 mod oidc;
 #[path = "proxy/pull.rs"]

@@ -21,13 +21,20 @@
 //! 7. `timeout` answers a request without a body whose answer has not begun within
 //!    `server.request_timeout_secs` with 503 UNAVAILABLE: inside the log and metrics, which then
 //!    see that answer, and outside authentication, which it also bounds.
-//! 8. `auth` authenticates the request and checks it against the access rules (401 with the
+//! 8. `mirror` moves an upstream registry's names onto ECR repositories (`?ns=docker.io`, a
+//!    default route; `[[mirror.routes]]`) and refuses pushes to them: before authentication and
+//!    dispatch, so the access rules, the route noted for the log and the metrics, and the
+//!    handlers all see the ECR name only; inside the request id, the access log and the metrics,
+//!    so its refusals carry the id and are logged and counted like any other, and its DEBUG line
+//!    (the client's name and registry) falls in the request's span, beside the line that names
+//!    the ECR repository. Inside the timeout because it answers at once.
+//! 9. `auth` authenticates the request and checks it against the access rules (401 with the
 //!    token challenge, 403 DENIED): inside the request id, the access log, the metrics and the
 //!    timeout, so each denial carries its id, is logged and counted, and a slow credential
 //!    check (an issuer's keys being fetched) is bounded; before dispatch, which then sees only
 //!    allowed requests, with their `auth::Subject`.
-//! 9. `handlers::dispatch` parses the route, notes it in the span and the record, and answers
-//!    (`/metrics`, `/healthz` and `/readyz` included).
+//! 10. `handlers::dispatch` parses the route, notes it in the span and the record, and answers
+//!     (`/metrics`, `/healthz` and `/readyz` included).
 //!
 //! Connection limits (timers, the connection cap, accept errors, buffer sizes) are applied
 //! around this stack, per connection, by `crate::listener`, not here.
@@ -35,6 +42,7 @@
 mod access_log;
 mod auth;
 mod early_answer;
+mod mirror;
 mod request_id;
 mod request_metrics;
 mod timeout;
@@ -66,6 +74,7 @@ pub async fn accept_loop(
             .layer(access_log::AccessLogLayer::new(app.metrics.clone()))
             .layer(request_metrics::MetricsLayer::new(app.metrics.clone()))
             .layer(timeout::TimeoutLayer::new(app.config.request_timeout))
+            .layer(mirror::MirrorLayer::new(app.clone()))
             .layer(auth::AuthLayer::new(app.clone()))
             .service_fn(move |req| handlers::dispatch(app.clone(), req));
         TowerToHyperService::new(service)
