@@ -9,6 +9,8 @@ mod admin;
 mod attacks;
 #[path = "proxy/auth.rs"]
 mod auth;
+#[path = "proxy/cache_cmd.rs"]
+mod cache_cmd;
 #[path = "proxy/conformance.rs"]
 mod conformance;
 #[path = "proxy/connections.rs"]
