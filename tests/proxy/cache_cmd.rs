@@ -183,9 +183,18 @@ async fn warmed_images_are_pulled_with_ecr_stopped() {
 
     // ECR gone: a proxy on the same cache folder serves the image by tag, every byte.
     let Stack { proxy, emu, .. } = s;
-    let endpoint = emu.endpoint();
+    let (endpoint, addr) = (emu.endpoint(), emu.addr());
     drop(proxy);
     emu.shutdown();
+    let mut refused = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the emulator still accepts connections");
     let vars: HashMap<String, String> =
         HashMap::from([("ECR_PROXY_LISTEN".to_string(), "127.0.0.1:0".to_string())]);
     let mut cfg = config::load(Some(&config), &vars, &Flags::default()).expect("valid config");
