@@ -1,10 +1,12 @@
 //! What `cache warm` is asked to warm: `REPO:TAG` or `REPO@sha256:…` (repository names as the
 //! proxy sees them, i.e. ECR names), from the command line or a list file (one a line, `#`
-//! comments). Parsing and checking only: nothing here talks to the proxy.
+//! comments). Reading and checking them only: nothing here talks to the proxy.
 
+use super::CacheError;
 use crate::digest::Digest;
 use crate::names;
 use std::fmt;
+use std::path::Path;
 
 /// A tag or a digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +86,32 @@ pub fn parse_list(text: &str) -> Result<Vec<ImageRef>, String> {
         }
         out.push(ImageRef::parse(line).map_err(|e| format!("line {}: `{line}`: {e}", n + 1))?);
     }
+    Ok(out)
+}
+
+/// The images of the command line and `--file`, checked.
+pub fn from_args(images: &[String], file: Option<&Path>) -> Result<Vec<ImageRef>, CacheError> {
+    let mut out = Vec::new();
+    for s in images {
+        out.push(ImageRef::parse(s).map_err(|e| CacheError::Images(format!("`{s}`: {e}")))?);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| CacheError::List {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        out.extend(
+            parse_list(&text)
+                .map_err(|e| CacheError::Images(format!("{}: {e}", path.display())))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(CacheError::Images(
+            "name at least one image (REPO:TAG or REPO@sha256:…), or --file LIST".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|i| seen.insert(i.to_string()));
     Ok(out)
 }
 

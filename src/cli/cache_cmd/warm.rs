@@ -55,7 +55,7 @@ pub async fn run(
     settings: CacheSettings,
     output: Output,
 ) -> Result<(), CliError> {
-    let images = images(args)?;
+    let images = image::from_args(&args.images, args.file.as_deref())?;
     let local = config.local.clone();
     // Only this process talks to it: loopback, a free port, no auth, plain HTTP, no admin port.
     config.listen = Listen::from(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
@@ -199,32 +199,6 @@ pub async fn run(
         }
         .into())
     }
-}
-
-/// The images of the command line and `--file`, checked.
-fn images(args: &WarmArgs) -> Result<Vec<ImageRef>, CacheError> {
-    let mut out = Vec::new();
-    for s in &args.images {
-        out.push(ImageRef::parse(s).map_err(|e| CacheError::Images(format!("`{s}`: {e}")))?);
-    }
-    if let Some(path) = &args.file {
-        let text = std::fs::read_to_string(path).map_err(|source| CacheError::List {
-            path: path.clone(),
-            source,
-        })?;
-        out.extend(
-            image::parse_list(&text)
-                .map_err(|e| CacheError::Images(format!("{}: {e}", path.display())))?,
-        );
-    }
-    if out.is_empty() {
-        return Err(CacheError::Images(
-            "name at least one image (REPO:TAG or REPO@sha256:…), or --file LIST".into(),
-        ));
-    }
-    let mut seen = HashSet::new();
-    out.retain(|i| seen.insert(i.to_string()));
-    Ok(out)
 }
 
 /// Read an image's manifests (following indexes), returning their digests and the blobs they
