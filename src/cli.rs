@@ -1,9 +1,11 @@
-//! The command line: `ecr-proxy serve …` and `ecr-proxy emulator …`. Every flag can also be
+//! The command line: `ecr-proxy serve …`, `ecr-proxy emulator …` and `ecr-proxy cache …`
+//! (`cache_cmd`). Every flag can also be
 //! given as an `ECR_PROXY_*` environment variable; `--help` shows each one's variable and default
 //! the same way. This module parses, wires and starts things: under `--local` it starts the
 //! emulator and makes it the proxy's ECR, so `proxy` never imports the emulator. It says at start
 //! what the proxy talks to. Only `main.rs` exits the process.
 
+pub mod cache_cmd;
 mod emulator_cmd;
 
 pub use emulator_cmd::{EmulatorArgs, MissingLayersArg};
@@ -49,6 +51,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the local ECR-compatible backend (AWS JSON 1.1 API, SigV4, data on disk).
     Emulator(EmulatorArgs),
+    /// The disk cache ([cache]): warm it with images, show what it holds, prune it.
+    Cache(cache_cmd::CacheArgs),
 }
 
 /// `--listen` and `--blob-mode` can be set in the config file too, which must win over their
@@ -127,14 +131,27 @@ pub enum CliError {
     Signals(std::io::Error),
     #[error(transparent)]
     Drain(#[from] proxy::DrainError),
+    #[error(transparent)]
+    Cache(#[from] cache_cmd::CacheError),
 }
 
-/// Set up logging. `RUST_LOG` filters; without it, `info`, and the SDK's own targets only at
-/// ERROR (`ecr::startup::QUIET_SDK_LOGS`): the start-up line says what was found, and failed ECR
-/// calls are logged by `ecr::errors`.
-pub fn init_logging(format: LogFormat) {
+impl Cli {
+    /// The log level without `RUST_LOG`: `info`, but `warn` for the cache commands, whose
+    /// in-process proxy would otherwise log every request among the progress lines.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Cache(_) => "warn",
+            _ => "info",
+        }
+    }
+}
+
+/// Set up logging. `RUST_LOG` filters; without it, `level` (`Cli::default_log_level`), and the
+/// SDK's own targets only at ERROR (`ecr::startup::QUIET_SDK_LOGS`): the start-up line says what
+/// was found, and failed ECR calls are logged by `ecr::errors`.
+pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("info,{}", startup::QUIET_SDK_LOGS))
+        tracing_subscriber::EnvFilter::new(format!("{level},{}", startup::QUIET_SDK_LOGS))
     });
     // Colours only for a person at a terminal, not in files or a container's log.
     let builder = tracing_subscriber::fmt()
@@ -152,8 +169,10 @@ pub fn init_logging(format: LogFormat) {
 /// already serves meanwhile; only the start-up line waits.
 const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
 
-/// Run a command until it is stopped (Ctrl-C or SIGTERM).
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+/// Run a command: `serve` and `emulator` until they are stopped (Ctrl-C or SIGTERM), `cache`
+/// until it is done, its progress written to `output`. Returns the report for standard output
+/// (only the `cache` commands have one).
+pub async fn run(cli: Cli, output: cache_cmd::Output) -> Result<String, CliError> {
     match cli.command {
         Command::Serve(args) => {
             let flags = config::Flags {
@@ -190,7 +209,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 tracing::warn!("{again} received during the drain: stopping at once");
             };
             running.drain(second).await?;
-            Ok(())
+            Ok(String::new())
         }
         Command::Emulator(args) => {
             let mut signals = Signals::install()?;
@@ -198,8 +217,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let signal = signals.next().await;
             tracing::info!("{signal} received: stopping the emulator");
             running.shutdown();
-            Ok(())
+            Ok(String::new())
         }
+        Command::Cache(args) => cache_cmd::run(args, output).await,
     }
 }
 

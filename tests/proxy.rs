@@ -13,6 +13,8 @@ mod auth;
 mod auth_clients;
 #[path = "proxy/cache.rs"]
 mod cache;
+#[path = "proxy/cache_cmd.rs"]
+mod cache_cmd;
 #[path = "proxy/conformance.rs"]
 mod conformance;
 #[path = "proxy/connections.rs"]
