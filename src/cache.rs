@@ -40,6 +40,8 @@ pub struct Stats {
 
 /// The cache under one folder.
 pub struct Cache {
+    /// Held open and locked while the cache is open: one process writes a cache folder.
+    _lock: std::fs::File,
     layout: Layout,
     pub settings: CacheSettings,
     index: Mutex<Index>,
@@ -49,11 +51,27 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Open (or create) the cache: remove partial fills, index what is complete.
+    /// Open (or create) the cache: take its lock, remove partial fills, index what is complete.
+    /// A folder another process has open is refused (`ErrorKind::WouldBlock`, saying so): two
+    /// writers would remove each other's fills and evict each other's files.
     pub fn open(settings: &CacheSettings, metrics: Metrics) -> std::io::Result<Arc<Cache>> {
         let layout = Layout::new(&settings.dir);
         for d in [layout.blobs(), layout.partials(), layout.manifests()] {
             std::fs::create_dir_all(&d)?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(layout.root().join("lock"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "another ecr-proxy process has this cache folder open ({e}); stop it first, \
+                     or give this one a folder of its own"
+                ),
+            ));
         }
         let mut removed = 0;
         for e in std::fs::read_dir(layout.partials())?.flatten() {
@@ -71,6 +89,7 @@ impl Cache {
             "disk cache opened"
         );
         let cache = Arc::new(Cache {
+            _lock: lock,
             layout,
             settings: settings.clone(),
             index: Mutex::new(index),
@@ -121,7 +140,17 @@ impl Cache {
         {
             return None;
         }
-        let file = tokio::fs::File::open(self.layout.blob(hex)).await.ok()?;
+        let file = match tokio::fs::File::open(self.layout.blob(hex)).await {
+            Ok(f) => f,
+            Err(_) => {
+                // Removed behind our back (`cache prune` by another process): forget it.
+                self.index
+                    .lock()
+                    .expect("cache index")
+                    .remove(Kind::Blob, hex);
+                return None;
+            }
+        };
         let size = file.metadata().await.ok()?.len();
         let crcs = tokio::fs::read(self.layout.crc(hex))
             .await
@@ -201,9 +230,18 @@ impl Cache {
         tokio::spawn(async move {
             let slot = cache.slots.clone().acquire_owned().await;
             let outcome = match fill::run(&hex, file, source, &tx).await {
-                Ok(filled) => cache.complete(&hex, &partial, filled).map_err(|e| {
-                    Failure::Broken(format!("cannot put the blob in place in the cache: {e}"))
-                }),
+                Ok(filled) => {
+                    let size = filled.size;
+                    let placed = cache.complete(&hex, &partial, filled).map_err(|e| {
+                        Failure::Broken(format!("cannot put the blob in place in the cache: {e}"))
+                    });
+                    // Readers get the last bytes only now: the blob is verified and in place, so
+                    // a client that has all of it finds it complete when it asks again.
+                    if placed.is_ok() {
+                        tx.send_modify(|p| p.written = size);
+                    }
+                    placed
+                }
                 Err(e) => Err(e),
             };
             drop(slot);

@@ -117,6 +117,7 @@ fn module_arrows_run_one_way() {
         ("src/emulator", &["proxy", "ecr", "auth"][..]),
         ("src/auth", &["proxy", "ecr", "emulator"][..]),
         ("src/watch", &["proxy", "ecr", "auth", "emulator"][..]),
+        ("src/cache", &["proxy", "ecr", "auth", "emulator"][..]),
     ];
     let sources = all_sources();
     for (prefix, forbidden) in rules {

@@ -151,7 +151,8 @@ impl Fill {
 }
 
 /// Fetch the whole blob into `file`, resuming cut connections, telling readers through `tx`.
-/// Returns the size and CRC table once the bytes hash to `hex`.
+/// Returns the size and CRC table once the bytes hash to `hex`; the readers are told of the last
+/// bytes (`Progress::written` = size) by the caller, once the blob is in place.
 pub async fn run(
     hex: &str,
     file: Arc<std::fs::File>,
@@ -240,8 +241,8 @@ pub async fn run(
             "the bytes received hash to sha256:{got}, not sha256:{hex}; discarded"
         )));
     }
-    // Readers get the last bytes only now: a blob that does not verify never reaches its end.
-    tx.send_modify(|p| p.written = size);
+    // The last bytes go to readers once the caller has put the blob in place: a blob that does
+    // not verify never reaches its end.
     Ok(Filled { size, crcs })
 }
 

@@ -3,7 +3,7 @@
 //!   each MiB, checked as it is served);
 //! - `partial/<hex>.<id>`: a blob being filled (never served from its name; removed at start);
 //! - `manifests/sha256/<hex>`: a manifest (first line its media type, then its bytes);
-//! - `tags/<repository>/<tag>`: the digest a tag pointed to and when ECR last said so;
+//! - `tags/<repository>/_t/<tag>`: the digest a tag pointed to and when ECR last said so;
 //! - `links/<repository>/_b/<hex>` and `_m/<hex>`: the repository holds that blob or manifest
 //!   (content is stored once per digest; a digest is served for a repository only if linked,
 //!   so one repository's blobs are never served as another's).
@@ -58,11 +58,13 @@ impl Layout {
     }
 
     pub fn tag(&self, repository: &str, tag: &str) -> PathBuf {
-        self.root.join("tags").join(repository).join(tag)
+        self.tags(repository).join(tag)
     }
 
+    /// The folder of `repository`'s tags (`_t`: no repository segment starts with `_`, so
+    /// repository `app` with tag `web` and repository `app/web` never share a path).
     pub fn tags(&self, repository: &str) -> PathBuf {
-        self.root.join("tags").join(repository)
+        self.root.join("tags").join(repository).join("_t")
     }
 
     pub fn blob_link(&self, repository: &str, hex: &str) -> PathBuf {

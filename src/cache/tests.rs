@@ -264,3 +264,29 @@ async fn a_flipped_byte_is_caught_when_served() {
         "and the entry is gone"
     );
 }
+
+#[tokio::test]
+async fn one_process_at_a_time_opens_a_cache_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).unwrap();
+    let second = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new())
+        .err()
+        .expect("refused while the first is open");
+    assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock);
+    assert!(
+        second.to_string().contains("another ecr-proxy process"),
+        "{second}"
+    );
+    drop(first);
+    Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).expect("free again");
+}
+
+#[tokio::test]
+async fn a_tag_and_a_repository_of_the_same_path_do_not_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).unwrap();
+    cache.put_tag("app", "web", "sha256:aa", "x");
+    cache.put_tag("app/web", "v1", "sha256:bb", "x");
+    assert_eq!(cache.tag("app", "web").unwrap().digest, "sha256:aa");
+    assert_eq!(cache.tag("app/web", "v1").unwrap().digest, "sha256:bb");
+}

@@ -197,3 +197,43 @@ key = "server.key"
     )
     .is_err());
 }
+
+/// The issue's `[cache]` + `[[mirror.routes]]` example as written, and what is refused.
+#[test]
+fn the_cache_and_mirror_example_loads_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let example = r#"
+[cache]
+dir = "/var/cache/ecr-proxy"
+max_size = "20GiB"
+tag_ttl_secs = 60
+max_stale_secs = 86400
+[[mirror.routes]]
+registry = "docker.io"
+prefix = "docker-hub/"
+"#;
+    std::fs::write(&path, example).unwrap();
+    let c = load(Some(&path), &env(&[]), &Flags::default()).unwrap();
+    let cache = c.cache.expect("[cache]");
+    assert_eq!(cache.dir, Path::new("/var/cache/ecr-proxy"));
+    assert_eq!(cache.max_size, 20 << 30);
+    assert_eq!(cache.tag_ttl, Duration::from_secs(60));
+    assert_eq!(cache.max_stale, Duration::from_secs(86400));
+    assert_eq!(c.blob_mode, BlobMode::Stream, "a cache serves blobs itself");
+    assert_eq!(c.mirror_routes.len(), 1);
+    assert_eq!(c.mirror_routes[0].prefix, "docker-hub/");
+    for (bad, fix) in [
+        ("[cache]\nmax_size = \"1GiB\"\n", "cache.dir"),
+        ("[cache]\ndir = \"c\"\n", "max_size"),
+        ("[cache]\ndir = \"c\"\nmax_size = \"1MiB\"\n", "too small"),
+        ("[cache]\ndir = \"c\"\nmax_size = \"1GiB\"\ntag_ttl_secs = 100\nmax_stale_secs = 10\n", "max_stale_secs"),
+        ("blob_mode = \"redirect\"\n[cache]\ndir = \"c\"\nmax_size = \"1GiB\"\n", "stream"),
+        ("[[mirror.routes]]\nregistry = \"docker.io\"\nprefix = \"docker-hub\"\n", "ending in `/`"),
+        ("[[mirror.routes]]\nregistry = \"docker.io\"\nprefix = \"a/\"\n[[mirror.routes]]\nregistry = \"docker.io\"\nprefix = \"b/\"\n", "another route"),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let e = load(Some(&path), &env(&[]), &Flags::default()).unwrap_err().to_string();
+        assert!(e.contains(fix), "{bad}: {e}");
+    }
+}
