@@ -1,5 +1,5 @@
 //! The mirror's disk cache (`[cache]`): blobs by digest (filled once however many clients wait,
-//! verified by SHA-256 before they count as complete, and by CRC-32 per MiB each time they are
+//! verified by SHA-256 before they count as complete, and by CRC-32 per 256 KiB each time they are
 //! served), manifests by digest, tags with the time ECR last confirmed them, and which
 //! repository holds which digest. Least recently used entries are evicted past `max_size`. It
 //! survives restarts and `kill -9`: partial fills are removed at start, complete files are
@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// Blobs filled at once; more wait for a slot (each holds up to 1 MiB of buffer).
+/// Blobs filled at once; more wait for a slot (each holds up to 256 KiB of buffer).
 const FILL_SLOTS: usize = 64;
 
 /// What `cache stats` reports.

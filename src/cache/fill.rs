@@ -1,11 +1,11 @@
 //! One blob being fetched into the cache, shared by every client that wants it while it fills:
-//! the bytes go to a partial file as they arrive (1 MiB at a time, each MiB's CRC-32 and the
+//! the bytes go to a partial file as they arrive (256 KiB at a time, each chunk's CRC-32 and the
 //! whole's SHA-256 computed on the way), and each waiting client streams from that file as far
 //! as it has been written, so the first bytes reach clients long before the fill ends. The fill
 //! runs on its own task, so a client that goes away does not stop it for the others. A
-//! connection cut part-way is resumed from the last whole MiB with a ranged request (at most
+//! connection cut part-way is resumed from the last whole chunk with a ranged request (at most
 //! `MAX_ATTEMPTS` tries); a fill whose bytes do not hash to the digest is discarded, never
-//! served as complete (readers get the last MiB only after the whole verified). The file is renamed into place (with its CRC table) by `Cache` only
+//! served as complete (readers get the last chunk only after the whole verified). The file is renamed into place (with its CRC table) by `Cache` only
 //! once verified. This module knows nothing of ECR: a `Source` gives the bytes.
 
 use super::stored::CHUNK;

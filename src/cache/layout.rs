@@ -1,6 +1,6 @@
 //! Where the cache keeps what, under its folder:
 //! - `blobs/sha256/ab/<hex>`: a complete, verified blob, with `<hex>.crc` beside it (the CRC-32 of
-//!   each MiB, checked as it is served);
+//!   each 256 KiB, checked as it is served);
 //! - `partial/<hex>.<id>`: a blob being filled (never served from its name; removed at start);
 //! - `manifests/sha256/<hex>`: a manifest (first line its media type, then its bytes);
 //! - `tags/<repository>/_t/<tag>`: the digest a tag pointed to and when ECR last said so;

@@ -1,4 +1,4 @@
-//! Reading a complete cached blob: its bytes in 1 MiB chunks, each checked against the CRC-32 the
+//! Reading a complete cached blob: its bytes in 256 KiB chunks, each checked against the CRC-32 the
 //! fill recorded before a byte of it is sent, so a file that rotted or was edited on disk (a
 //! flipped byte) is caught before it reaches a client. A bad chunk tells the caller (who drops
 //! the entry) and the rest of the bytes come from the fallback (a new fill from ECR), so the
@@ -11,7 +11,9 @@ use std::io::SeekFrom;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Bytes per CRC.
-pub const CHUNK: u64 = 1 << 20;
+/// 256 KiB: what one reader holds in flight (a slow client holds one chunk; with
+/// `server.max_connections` readers that bounds the memory cache reads can take).
+pub const CHUNK: u64 = 256 << 10;
 
 /// The CRC table's bytes: each chunk's CRC-32, little-endian.
 pub fn encode_crcs(crcs: &[u32]) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Blob GET and HEAD through the disk cache: a complete cached blob is served from its file
-//! (ranges too, each MiB checked; a bad MiB drops the entry and the rest comes from a new fill);
+//! (ranges too, each 256 KiB checked; a bad chunk drops the entry and the rest comes from a new fill);
 //! an uncached one joins the fill under way or starts one, and is streamed as the fill writes.
 //! A digest is served for a repository only when the cache knows the repository holds it: the
 //! fill it started proved it (ECR gave this repository's download URL), or ECR says so
@@ -92,7 +92,7 @@ pub async fn get(
                 let c = cache.clone();
                 let h = hex.clone();
                 let on_corrupt =
-                    Box::new(move || c.forget_blob(&h, "a MiB does not match its CRC"));
+                    Box::new(move || c.forget_blob(&h, "a chunk does not match its CRC"));
                 let fallback = refill(cache.clone(), hex.clone(), source(), end);
                 let bytes = stored.stream(start, end, on_corrupt, Some(fallback));
                 let served = cache.metrics().cache_served_bytes();
@@ -185,7 +185,7 @@ fn respond(
     r.body(body).expect("valid response")
 }
 
-/// After a bad MiB: the rest (from the offset, up to `end`) from a new fill of the blob.
+/// After a bad chunk: the rest (from the offset, up to `end`) from a new fill of the blob.
 fn refill(
     cache: Arc<Cache>,
     hex: String,
