@@ -16,6 +16,8 @@ What it measures
       manifest-get-auth       manifest-get against a second ecr-proxy with [auth] on, a bearer
                               token on every request, against ecr-proxy with auth off (not
                               distribution): auth.py
+      pull-512M-cached        pull-512M from a third ecr-proxy with [cache], its cache filled
+                              by an untimed pull first, against distribution: cache.py
 
     Transfer cases report wall time of the client command; rate cases send a fixed number of
     requests (--requests, the same for both registries) and report requests/s and p99 latency as
@@ -69,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import auth
+import cache
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where `cargo build --release` put the binary (CARGO_TARGET_DIR, as cargo reads it).
@@ -237,9 +240,10 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_servers(tmp: Path, with_auth: bool = False) -> dict[str, Server]:
+def start_servers(tmp: Path, with_auth: bool = False,
+                  with_cache: bool = False) -> dict[str, Server]:
     """distribution, the emulator and ecr-proxy (and, with_auth, a second ecr-proxy with
-    [auth] on), each ready; returns them by name."""
+    [auth] on; with_cache, one with [cache]), each ready; returns them by name."""
     servers: dict[str, Server] = {}
     try:
         ddir = tmp / "distribution"
@@ -276,6 +280,14 @@ def start_servers(tmp: Path, with_auth: bool = False) -> dict[str, Server]:
                 auth.NAME, [str(BIN), "serve", "--config", str(auth.write_config(adir)),
                             "--listen", f"127.0.0.1:{aport}"],
                 aport, adir, env=penv, creds=f"{auth.USER}:{auth.PASSWORD}")
+        if with_cache:
+            cdir = tmp / "ecr-proxy-cache"
+            cdir.mkdir()
+            cport = free_port()
+            servers[cache.NAME] = Server(
+                cache.NAME, [str(BIN), "serve", "--config", str(cache.write_config(cdir)),
+                             "--listen", f"127.0.0.1:{cport}"],
+                cport, cdir, env=penv)
 
         for name in servers:
             servers[name].start()
@@ -455,8 +467,8 @@ class Bench:
         # where it pushed a blob and mounts it from that repository instead of uploading.
         # Running as root it keeps that cache in /var/lib/containers/cache whatever HOME is;
         # _CONTAINERS_ROOTLESS_UID makes it use $XDG_DATA_HOME/containers/cache instead.
-        cache = self.scratch("skopeo-cache")
-        env = dict(os.environ, XDG_DATA_HOME=str(cache), _CONTAINERS_ROOTLESS_UID="65534")
+        info_cache = self.scratch("skopeo-cache")
+        env = dict(os.environ, XDG_DATA_HOME=str(info_cache), _CONTAINERS_ROOTLESS_UID="65534")
         cmd = ["skopeo", "copy", "--quiet", "--preserve-digests"]
         if src.startswith("docker://"):
             cmd.append("--src-tls-verify=false")
@@ -683,6 +695,21 @@ def case_manifest_get_auth(b: Bench, srv: Server, rnd: int, run: Run, meter: Met
     b.hey(run, meter, url, "GET", OCI_MANIFEST, {"Authorization": f"Bearer {bearer}"})
 
 
+def case_pull_cached(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
+    """pull-512M from distribution, or from ecr-proxy's disk cache (filled before, untimed)."""
+    if srv.name == cache.NAME and (srv.name, "warmed") not in b.pushed:
+        repo = b.ensure_pushed(srv, cache.KEY, rnd)
+        out = b.scratch("warm")
+        log(f"  (setup: filling {srv.name}'s cache with {repo}, not timed)")
+        try:
+            image = b.images[cache.KEY]
+            b.skopeo(f"docker://{srv.host}/{repo}:{image.tag}", f"oci:{out}:{image.tag}")
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        b.pushed[(srv.name, "warmed")] = repo
+    case_pull(cache.KEY)(b, srv, rnd, run, meter)
+
+
 def case_head_blob(b: Bench, srv: Server, rnd: int, run: Run, meter: Meter) -> None:
     image = b.images["20layers"]
     repo = b.ensure_pushed(srv, "20layers", rnd)
@@ -700,14 +727,20 @@ CASES = {
     "manifest-get": case_manifest_get,
     "head-blob": case_head_blob,
     auth.CASE: case_manifest_get_auth,
+    cache.CASE: case_pull_cached,
 }
 RPS_CASES = {"manifest-get", "head-blob", auth.CASE}
 PUSH_CASES = {c for c in CASES if "push" in c}
 
 
 def targets(case: str) -> tuple[str, str]:
-    """What a case compares: ecr-proxy against distribution, or auth off against auth on."""
-    return (P, auth.NAME) if case == auth.CASE else (D, P)
+    """What a case compares: ecr-proxy against distribution, auth off against auth on, or
+    distribution against the cached pull."""
+    if case == auth.CASE:
+        return (P, auth.NAME)
+    if case == cache.CASE:
+        return (D, cache.NAME)
+    return (D, P)
 
 
 # --------------------------------------------------------------------------------------------
@@ -759,7 +792,8 @@ def fmt_peak(runs: list[Run], server: str) -> str:
 def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elapsed: float,
            requests: int) -> str:
     auth_runs = results.get(auth.CASE)
-    results = {c: by for c, by in results.items() if c != auth.CASE}
+    cache_runs = results.get(cache.CASE)
+    results = {c: by for c, by in results.items() if c not in (auth.CASE, cache.CASE)}
     out: list[str] = []
     if results:  # the tables against distribution
         out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
@@ -804,6 +838,9 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
     if auth_runs is not None:
         out += auth.report(auth_runs[P], auth_runs[auth.NAME], requests)
         results[auth.CASE] = auth_runs
+    if cache_runs is not None:
+        out += cache.report(cache_runs[D], cache_runs[cache.NAME])
+        results[cache.CASE] = cache_runs
     failures = [r for by in results.values() for runs in by.values() for r in runs if r.error]
     if failures:
         out += ["", "### Failures", ""]
@@ -826,7 +863,7 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
     except CaseError as e:
         run.error = e
         log(f"{prefix} FAILED: {e.cmd}: {e.how}\n{e.output.strip()[-2000:]}")
-        if srv.name in (P, auth.NAME):
+        if srv.name in (P, auth.NAME, cache.NAME):
             log(f"  {srv.name} log tail:\n{srv.log_tail(15)}")
     for s in b.servers.values():
         s.check_alive()
@@ -838,7 +875,7 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
         else:
             value = f"{run.seconds:.2f} s"
         cpu = f"cpu {run.cpu.get(srv.name, 0):.2f} s"
-        if srv.name in (P, auth.NAME):
+        if srv.name in (P, auth.NAME, cache.NAME):
             cpu += f" + emulator {run.cpu.get('emulator', 0):.2f} s"
         log(f"{prefix} {value}  [{cpu}, peak {fmt_mib(run.peak.get(srv.name))}]")
     return run
@@ -880,7 +917,8 @@ def main(argv=None) -> int:
     b = None
     try:
         images = generate_images(tmp / "images")
-        servers = start_servers(tmp, with_auth=auth.CASE in args.cases)
+        servers = start_servers(tmp, with_auth=auth.CASE in args.cases,
+                                with_cache=cache.CASE in args.cases)
         b = Bench(tmp, servers, images, args.requests)
         results = {c: {t: [] for t in targets(c)} for c in args.cases}
         for rnd in range(1, args.rounds + 1):
