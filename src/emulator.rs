@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     downloads: std::sync::atomic::AtomicU64,
     /// Microseconds waited before each 256 KiB of a layer download (a slow S3), 0 for none.
     download_pace_us: std::sync::atomic::AtomicU64,
+    /// The next layer download breaks off after this many bytes (once), 0 for none.
+    download_cut: std::sync::atomic::AtomicU64,
 }
 
 /// A running emulator. Dropping it (or `shutdown`) stops it and closes its connections.
@@ -173,6 +175,12 @@ impl RunningEmulator {
         self.shared
             .download_pace_us
             .store(pace.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Break the next layer download off after `bytes` bytes (the connection errors, as a reset
+    /// S3 connection would): for tests of resumed downloads. Once.
+    pub fn cut_next_download_after(&self, bytes: u64) {
+        self.shared.download_cut.store(bytes, Ordering::Relaxed);
     }
 
     /// Layer downloads (GET of a download URL) served so far.
@@ -294,6 +302,7 @@ pub async fn start_tuned(
         calls: Default::default(),
         downloads: Default::default(),
         download_pace_us: Default::default(),
+        download_cut: Default::default(),
     });
     // Uploads that expired while the emulator was down go before anything is served.
     let (swept, expiry) = (shared.clone(), tuning.upload_expiry);

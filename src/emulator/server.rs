@@ -39,10 +39,20 @@ async fn route(
         }
         let answer = download::serve(store.url_key(), |d| store.layout().blob(d), &req, now).await;
         let pace = shared.download_pace_us.load(Ordering::Relaxed);
-        return Ok(if pace == 0 {
+        let answer = if pace == 0 {
             answer
         } else {
             answer.map(|b| paced(b, std::time::Duration::from_micros(pace)))
+        };
+        let cut = if req.method() == Method::GET && answer.status().is_success() {
+            shared.download_cut.swap(0, Ordering::Relaxed)
+        } else {
+            0
+        };
+        return Ok(if cut == 0 {
+            answer
+        } else {
+            answer.map(|b| cut_after(b, cut))
         });
     }
     if req.method() == Method::POST && path == "/" {
@@ -67,5 +77,36 @@ fn paced(b: body::Body, pace: std::time::Duration) -> body::Body {
     });
     BodyExt::boxed(http_body_util::StreamBody::new(
         sync_wrapper::SyncStream::new(frames),
+    ))
+}
+
+/// `body` breaking off with an error once `limit` bytes have gone (if it is longer).
+fn cut_after(b: body::Body, limit: u64) -> body::Body {
+    use futures_util::StreamExt;
+    use http_body_util::BodyExt;
+    let frames = http_body_util::BodyStream::new(b);
+    let cut = futures_util::stream::unfold(Some((frames, 0u64)), move |state| async move {
+        let (mut frames, sent) = state?;
+        if sent >= limit {
+            let err = std::io::Error::other("download cut off (test fault)");
+            return Some((Err(err), None));
+        }
+        match frames.next().await? {
+            Ok(f) => match f.data_ref() {
+                Some(d) if sent + d.len() as u64 > limit => {
+                    let kept = d.slice(..(limit - sent) as usize);
+                    Some((Ok(hyper::body::Frame::data(kept)), Some((frames, limit))))
+                }
+                Some(d) => {
+                    let n = d.len() as u64;
+                    Some((Ok(f), Some((frames, sent + n))))
+                }
+                None => Some((Ok(f), Some((frames, sent)))),
+            },
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    BodyExt::boxed(http_body_util::StreamBody::new(
+        sync_wrapper::SyncStream::new(cut),
     ))
 }

@@ -153,3 +153,42 @@ async fn pushes_and_deletes_through_the_proxy_keep_the_cache_right() {
         assert_eq!(r.status, 404, "{reference}");
     }
 }
+
+#[tokio::test]
+async fn a_download_cut_off_part_way_resumes_with_a_range_request() {
+    let s = cache_stack("max_size = \"1GiB\"").await;
+    let layer = data(9, 5 * MIB + 3);
+    push_image(&s, "mirror/cut", "v1", std::slice::from_ref(&layer)).await;
+    let d = digest(&layer);
+    let before = (s.emu.downloads(), s.emu.calls("GetDownloadUrlForLayer"));
+    s.emu.cut_next_download_after(2 * MIB as u64 + 100);
+    let r = request(
+        "GET",
+        &s.url(&format!("/v2/mirror/cut/blobs/{d}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(digest(&r.body), d, "the client got every byte right");
+    assert_eq!(
+        s.emu.downloads() - before.0,
+        2,
+        "the cut download, then the rest"
+    );
+    assert_eq!(
+        s.emu.calls("GetDownloadUrlForLayer") - before.1,
+        2,
+        "a fresh URL for the resumed request"
+    );
+    // Complete in the cache now.
+    let again = request(
+        "GET",
+        &s.url(&format!("/v2/mirror/cut/blobs/{d}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(digest(&again.body), d);
+    assert_eq!(s.emu.downloads() - before.0, 2);
+}
