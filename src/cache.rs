@@ -129,27 +129,32 @@ impl Cache {
         }
     }
 
-    /// The complete blob `hex`, opened, if the cache has it (its use noted).
-    pub async fn stored_blob(&self, hex: &str) -> Option<Stored> {
-        if !is_hex(hex)
-            || !self
+    /// Whether the index holds blob `hex` (a well-formed digest).
+    fn has_blob(&self, hex: &str) -> bool {
+        is_hex(hex)
+            && self
                 .index
                 .lock()
                 .expect("cache index")
                 .contains(Kind::Blob, hex)
-        {
+    }
+
+    /// Forget blob `hex`, whose file is gone (another process pruned it, or a person did).
+    fn lost_blob(&self, hex: &str) {
+        self.index
+            .lock()
+            .expect("cache index")
+            .remove(Kind::Blob, hex);
+    }
+
+    /// The complete blob `hex`, opened, if the cache has it (its use noted).
+    pub async fn stored_blob(&self, hex: &str) -> Option<Stored> {
+        if !self.has_blob(hex) {
             return None;
         }
-        let file = match tokio::fs::File::open(self.layout.blob(hex)).await {
-            Ok(f) => f,
-            Err(_) => {
-                // Removed behind our back (`cache prune` by another process): forget it.
-                self.index
-                    .lock()
-                    .expect("cache index")
-                    .remove(Kind::Blob, hex);
-                return None;
-            }
+        let Ok(file) = tokio::fs::File::open(self.layout.blob(hex)).await else {
+            self.lost_blob(hex);
+            return None;
         };
         let size = file.metadata().await.ok()?.len();
         let crcs = tokio::fs::read(self.layout.crc(hex))
@@ -166,18 +171,16 @@ impl Cache {
 
     /// Size of the complete blob `hex`, if the cache has it.
     pub fn blob_size(&self, hex: &str) -> Option<u64> {
-        if !is_hex(hex)
-            || !self
-                .index
-                .lock()
-                .expect("cache index")
-                .contains(Kind::Blob, hex)
-        {
+        if !self.has_blob(hex) {
             return None;
         }
-        std::fs::metadata(self.layout.blob(hex))
-            .ok()
-            .map(|m| m.len())
+        match std::fs::metadata(self.layout.blob(hex)) {
+            Ok(m) => Some(m.len()),
+            Err(_) => {
+                self.lost_blob(hex);
+                None
+            }
+        }
     }
 
     /// Drop blob `hex` (its bytes no longer match); the next request fills it again.

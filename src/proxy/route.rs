@@ -127,9 +127,14 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
     }
 }
 
-/// The decoded value of query parameter `key`, if present.
+/// The decoded value of query parameter `key`, if present (the first, if repeated).
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
+    query_params(query.unwrap_or(""), key).next()
+}
+
+/// Every decoded value of `key` in a query string or form body, in order (`+` is a space).
+pub fn query_params<'a>(query: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    query.split('&').filter_map(move |kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == key).then(|| {
             let v = v.replace('+', " ");

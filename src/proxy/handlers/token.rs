@@ -20,18 +20,7 @@ const FORM_MAX: usize = 64 * 1024;
 
 /// Every value of `key` in a query string or form body.
 fn values(query: &str, key: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then(|| {
-                let v = v.replace('+', " ");
-                percent_encoding::percent_decode_str(&v)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-        })
-        .collect()
+    crate::proxy::route::query_params(query, key).collect()
 }
 
 pub async fn answer(app: &App, req: Request<Incoming>) -> RegistryResult<Response<Body>> {

@@ -263,14 +263,7 @@ async fn a_token_is_good_only_for_its_scope_and_its_lifetime() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let expired = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"iss": "ecr-proxy", "aud": "ecr-proxy", "sub": "alice",
-            "exp": now - 60, "nbf": now - 400, "iat": now - 400, "jti": "t", "kind": "password",
-            "access": [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]}),
-        &jsonwebtoken::EncodingKey::from_secret(KEY),
-    )
-    .unwrap();
+    let expired = mint(now - 400, now - 60, KEY);
     let r = request(
         "GET",
         &s.url("/v2/team-a/app/manifests/v1"),
@@ -284,14 +277,7 @@ async fn a_token_is_good_only_for_its_scope_and_its_lifetime() {
         .ends_with("error=\"invalid_token\""));
     assert!(String::from_utf8_lossy(&r.body).contains("expired"));
     // The same claims, still valid, are accepted: the key file is the proxy's (replicas agree).
-    let fresh = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"iss": "ecr-proxy", "aud": "ecr-proxy", "sub": "alice",
-            "exp": now + 60, "nbf": now - 1, "iat": now, "jti": "t2", "kind": "password",
-            "access": [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]}),
-        &jsonwebtoken::EncodingKey::from_secret(KEY),
-    )
-    .unwrap();
+    let fresh = mint(now - 1, now + 60, KEY);
     let r = request(
         "GET",
         &s.url("/v2/team-a/app/manifests/v1"),
@@ -301,13 +287,7 @@ async fn a_token_is_good_only_for_its_scope_and_its_lifetime() {
     .await;
     assert_eq!(r.status, 200);
     // A token signed with another key is refused.
-    let forged = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"iss": "ecr-proxy", "aud": "ecr-proxy", "sub": "alice", "exp": now + 60, "kind": "password",
-            "access": [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]}),
-        &jsonwebtoken::EncodingKey::from_secret(b"another-key-0123456789abcdef0123456789"),
-    )
-    .unwrap();
+    let forged = mint(now - 1, now + 60, b"another-key-0123456789abcdef0123456789");
     let r = request(
         "GET",
         &s.url("/v2/team-a/app/manifests/v1"),
@@ -317,4 +297,17 @@ async fn a_token_is_good_only_for_its_scope_and_its_lifetime() {
     .await;
     assert_eq!(r.status, 401);
     assert!(counter(&s, "ecr_proxy_auth_denials_total", "expired").await >= 1.0);
+}
+
+/// A token as the proxy signs them, for alice to pull `team-a/app`, valid from `nbf` to `exp`
+/// (seconds since the epoch), signed with `key`.
+fn mint(nbf: u64, exp: u64, key: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss": "ecr-proxy", "aud": "ecr-proxy", "sub": "alice",
+            "exp": exp, "nbf": nbf, "iat": nbf, "jti": format!("t{exp}"), "kind": "password",
+            "access": [{"type": "repository", "name": "team-a/app", "actions": ["pull"]}]}),
+        &jsonwebtoken::EncodingKey::from_secret(key),
+    )
+    .unwrap()
 }
