@@ -7,9 +7,11 @@
 //! `cache.dir` and knows nothing of HTTP or ECR: the proxy asks it and gives it a `Source`.
 
 mod fill;
+mod filling;
 mod index;
 pub mod layout;
 pub mod meta;
+mod scan;
 pub mod stored;
 
 pub use fill::{Failure, Fill, Opened, Source, SourceError};
@@ -21,9 +23,11 @@ use crate::metrics::Metrics;
 use index::{Index, Kind};
 use layout::{is_hex, Layout};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+/// After a failed ECR lookup, stale answers are given without asking ECR again for this long.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(5);
 
 /// Blobs filled at once; more wait for a slot (each holds up to 256 KiB of buffer).
 const FILL_SLOTS: usize = 64;
@@ -48,6 +52,12 @@ pub struct Cache {
     fills: Mutex<HashMap<String, Arc<Fill>>>,
     slots: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
+    /// Bumped by every push and delete through the proxy: an ECR answer fetched across one is
+    /// not written to the cache (it may be the state before).
+    generation: std::sync::atomic::AtomicU64,
+    /// Until when ECR is taken as unreachable (a failed lookup), so stale answers meanwhile do
+    /// not each wait for another failing call.
+    unreachable_until: Mutex<Option<std::time::Instant>>,
 }
 
 impl Cache {
@@ -73,19 +83,13 @@ impl Cache {
                 ),
             ));
         }
-        let mut removed = 0;
-        for e in std::fs::read_dir(layout.partials())?.flatten() {
-            if std::fs::remove_file(e.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        let index = scan(&layout)?;
+        let (index, removed) = scan::scan(&layout)?;
         tracing::info!(
             dir = %settings.dir.display(),
             blobs = index.count(Kind::Blob),
             manifests = index.count(Kind::Manifest),
             bytes = index.total(),
-            partial_fills_removed = removed,
+            leftovers_removed = removed,
             "disk cache opened"
         );
         let cache = Arc::new(Cache {
@@ -96,6 +100,8 @@ impl Cache {
             fills: Mutex::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(FILL_SLOTS)),
             metrics,
+            generation: Default::default(),
+            unreachable_until: Mutex::default(),
         });
         cache.evict();
         Ok(cache)
@@ -105,12 +111,16 @@ impl Cache {
         &self.metrics
     }
 
+    /// Lock order: `fills` before `index`, never the other way (`stats` takes one at a time).
     pub fn stats(&self) -> Stats {
-        let i = self.index.lock().expect("cache index");
+        let (blobs, manifests, bytes) = {
+            let i = self.index.lock().expect("cache index");
+            (i.count(Kind::Blob), i.count(Kind::Manifest), i.total())
+        };
         Stats {
-            blobs: i.count(Kind::Blob),
-            manifests: i.count(Kind::Manifest),
-            bytes: i.total(),
+            blobs,
+            manifests,
+            bytes,
             max_size: self.settings.max_size,
             fills_in_flight: self.fills.lock().expect("fills").len(),
         }
@@ -187,94 +197,11 @@ impl Cache {
     pub fn forget_blob(&self, hex: &str, why: &str) {
         tracing::warn!(digest = %format!("sha256:{hex}"), "dropping a cached blob: {why}");
         self.metrics.cache_corrupt();
-        self.index
-            .lock()
-            .expect("cache index")
-            .remove(Kind::Blob, hex);
+        // Under the index lock, so a fill completing meanwhile cannot have its new files deleted.
+        let mut index = self.index.lock().expect("cache index");
+        index.remove(Kind::Blob, hex);
         let _ = std::fs::remove_file(self.layout.blob(hex));
         let _ = std::fs::remove_file(self.layout.crc(hex));
-    }
-
-    /// The fill of blob `hex` under way, or a new one from `source` (then `true`); `None` when the blob is
-    /// complete in the cache by now (read it with `stored_blob`).
-    pub fn fill(
-        self: &Arc<Self>,
-        hex: &str,
-        source: Arc<dyn Source>,
-    ) -> std::io::Result<Option<(Arc<Fill>, bool)>> {
-        assert!(is_hex(hex), "cache keys are sha256 hex digests");
-        let mut fills = self.fills.lock().expect("fills");
-        if let Some(f) = fills.get(hex) {
-            return Ok(Some((f.clone(), false)));
-        }
-        if self
-            .index
-            .lock()
-            .expect("cache index")
-            .contains(Kind::Blob, hex)
-        {
-            return Ok(None);
-        }
-        let partial = self
-            .layout
-            .partial(hex, &uuid::Uuid::new_v4().simple().to_string());
-        let file = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&partial)?,
-        );
-        let (fill, tx) = Fill::new(hex, file.clone());
-        fills.insert(hex.to_string(), fill.clone());
-        drop(fills);
-        let cache = self.clone();
-        let hex = hex.to_string();
-        tokio::spawn(async move {
-            let slot = cache.slots.clone().acquire_owned().await;
-            let outcome = match fill::run(&hex, file, source, &tx).await {
-                Ok(filled) => {
-                    let size = filled.size;
-                    let placed = cache.complete(&hex, &partial, filled).map_err(|e| {
-                        Failure::Broken(format!("cannot put the blob in place in the cache: {e}"))
-                    });
-                    // Readers get the last bytes only now: the blob is verified and in place, so
-                    // a client that has all of it finds it complete when it asks again.
-                    if placed.is_ok() {
-                        tx.send_modify(|p| p.written = size);
-                    }
-                    placed
-                }
-                Err(e) => Err(e),
-            };
-            drop(slot);
-            if let Err(e) = &outcome {
-                let _ = std::fs::remove_file(&partial);
-                if matches!(e, Failure::Broken(_)) {
-                    tracing::warn!(digest = %format!("sha256:{hex}"), "cache fill failed: {e}");
-                }
-            }
-            let fetched = tx.borrow().written;
-            cache.metrics.cache_fetched_bytes(fetched);
-            // Remove before telling readers, so a reader that sees the outcome and asks again
-            // finds the stored blob (or starts a new fill), never this finished one.
-            cache.fills.lock().expect("fills").remove(&hex);
-            tx.send_modify(|p| p.outcome = Some(outcome));
-        });
-        Ok(Some((fill, true)))
-    }
-
-    /// A verified fill: its CRC table, then the blob renamed into place, indexed.
-    fn complete(&self, hex: &str, partial: &Path, filled: fill::Filled) -> std::io::Result<()> {
-        meta::write_atomically(&self.layout.crc(hex), &stored::encode_crcs(&filled.crcs))?;
-        std::fs::rename(partial, self.layout.blob(hex))?;
-        let size = filled.size + filled.crcs.len() as u64 * 4;
-        self.index
-            .lock()
-            .expect("cache index")
-            .insert(Kind::Blob, hex, size, index::now_nanos());
-        self.evict();
-        Ok(())
     }
 
     // ---- manifests and tags
@@ -353,6 +280,48 @@ impl Cache {
         }
     }
 
+    /// How long ago ECR last confirmed that `repository` holds manifest `hex` (the link's
+    /// modification time).
+    pub fn manifest_checked(&self, repository: &str, hex: &str) -> Option<Duration> {
+        let m = std::fs::metadata(self.layout.manifest_link(repository, hex)).ok()?;
+        Some(m.modified().ok()?.elapsed().unwrap_or_default())
+    }
+
+    /// ECR confirmed that `repository` holds manifest `hex` just now.
+    pub fn confirm_manifest(&self, repository: &str, hex: &str) {
+        if let Ok(f) = std::fs::File::options()
+            .write(true)
+            .open(self.layout.manifest_link(repository, hex))
+        {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// The count of pushes and deletes so far (compare before and after an ECR lookup).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A push or delete through the proxy changed what ECR holds.
+    pub fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// ECR could not be asked just now: for the next `UNREACHABLE_FOR`, take that as known.
+    pub fn note_unreachable(&self) {
+        *self.unreachable_until.lock().expect("unreachable") =
+            Some(std::time::Instant::now() + UNREACHABLE_FOR);
+    }
+
+    /// Whether ECR failed to answer within the last `UNREACHABLE_FOR`.
+    pub fn known_unreachable(&self) -> bool {
+        self.unreachable_until
+            .lock()
+            .expect("unreachable")
+            .is_some_and(|t| std::time::Instant::now() < t)
+    }
+
     // ---- size
 
     fn used(&self, kind: Kind, hex: &str) {
@@ -374,8 +343,10 @@ impl Cache {
     }
 
     /// Evict least recently used entries until the total is within `limit` (`cache prune`).
+    /// Files are removed under the index lock, so a fill completing meanwhile keeps its own.
     pub fn evict_to(&self, limit: u64) -> (usize, u64) {
-        let victims = self.index.lock().expect("cache index").evict_to(limit);
+        let mut index = self.index.lock().expect("cache index");
+        let victims = index.evict_to(limit);
         let mut bytes = 0;
         for (kind, hex, size) in &victims {
             bytes += size;
@@ -389,6 +360,7 @@ impl Cache {
                 }
             }
         }
+        drop(index);
         if !victims.is_empty() {
             self.metrics.cache_evicted(victims.len() as u64);
             tracing::info!(
@@ -403,35 +375,6 @@ impl Cache {
     pub fn stale_limit(&self) -> Duration {
         self.settings.max_stale
     }
-}
-
-/// Index the complete blobs and manifests under `layout` (last use: modification time).
-fn scan(layout: &Layout) -> std::io::Result<Index> {
-    let mut index = Index::default();
-    let mtime = |m: &std::fs::Metadata| {
-        m.modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos())
-    };
-    for shard in std::fs::read_dir(layout.blobs())?.flatten() {
-        for e in std::fs::read_dir(shard.path())?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !is_hex(&name) {
-                continue;
-            }
-            let Ok(m) = e.metadata() else { continue };
-            let crc = std::fs::metadata(layout.crc(&name)).map_or(0, |c| c.len());
-            index.insert(Kind::Blob, &name, m.len() + crc, mtime(&m));
-        }
-    }
-    for e in std::fs::read_dir(layout.manifests())?.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let (true, Ok(m)) = (is_hex(&name), e.metadata()) {
-            index.insert(Kind::Manifest, &name, m.len(), mtime(&m));
-        }
-    }
-    Ok(index)
 }
 
 #[cfg(test)]

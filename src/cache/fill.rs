@@ -64,7 +64,8 @@ pub struct Progress {
 /// A fill in progress (or just ended), as readers see it.
 pub struct Fill {
     pub hex: String,
-    file: Arc<std::fs::File>,
+    /// The partial file, once the fill has a slot and has made it (before any byte is written).
+    file: std::sync::OnceLock<Arc<std::fs::File>>,
     progress: watch::Receiver<Progress>,
 }
 
@@ -75,14 +76,19 @@ pub struct Filled {
 }
 
 impl Fill {
-    pub fn new(hex: &str, file: Arc<std::fs::File>) -> (Arc<Fill>, watch::Sender<Progress>) {
+    pub fn new(hex: &str) -> (Arc<Fill>, watch::Sender<Progress>) {
         let (tx, rx) = watch::channel(Progress::default());
         let fill = Arc::new(Fill {
             hex: hex.to_string(),
-            file,
+            file: std::sync::OnceLock::new(),
             progress: rx,
         });
         (fill, tx)
+    }
+
+    /// Give the fill its partial file (once, before its first byte).
+    pub fn set_file(&self, file: Arc<std::fs::File>) {
+        let _ = self.file.set(file);
     }
 
     /// The blob's size once the source has answered, or why it could not.
@@ -121,9 +127,9 @@ impl Fill {
                     let p = rx.borrow_and_update();
                     (p.written, p.outcome.clone())
                 };
-                if written > pos {
+                if let (true, Some(file)) = (written > pos, fill.file.get()) {
                     let len = (written.min(end) - pos).min(CHUNK) as usize;
-                    let file = fill.file.clone();
+                    let file = file.clone();
                     let read = tokio::task::spawn_blocking(move || {
                         let mut buf = vec![0u8; len];
                         file.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
@@ -158,6 +164,7 @@ pub async fn run(
     file: Arc<std::fs::File>,
     source: Arc<dyn Source>,
     tx: &watch::Sender<Progress>,
+    announced: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Filled, Failure> {
     let mut hasher = Sha256::new();
     let mut crcs = Vec::new();
@@ -185,7 +192,11 @@ pub async fn run(
                     opened.total
                 )))
             }
-            _ => total = Some(opened.total),
+            None => {
+                total = Some(opened.total);
+                announced(opened.total);
+            }
+            _ => {}
         }
         let size = opened.total;
         tx.send_modify(|p| p.total = Some(size));

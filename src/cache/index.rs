@@ -27,6 +27,9 @@ pub struct Index {
     entries: HashMap<(Kind, String), Entry>,
     by_use: BTreeSet<(u128, Kind, String)>,
     total: u64,
+    /// Bytes announced by fills under way: counted against the limit before they land, so
+    /// what is being filled does not push the folder past it.
+    reserved: u64,
 }
 
 /// How long a use may go unrecorded in the file's modification time.
@@ -86,15 +89,25 @@ impl Index {
         self.total
     }
 
+    /// A fill announced `n` bytes.
+    pub fn reserve(&mut self, n: u64) {
+        self.reserved += n;
+    }
+
+    /// A fill ended (landed, and inserted, or failed).
+    pub fn release(&mut self, n: u64) {
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
     pub fn count(&self, kind: Kind) -> usize {
         self.entries.keys().filter(|(k, _)| *k == kind).count()
     }
 
-    /// Take out the least recently used entries until the total is at most `limit`; they are
-    /// the caller's to delete.
+    /// Take out the least recently used entries until the total (with what fills under way
+    /// announced) is at most `limit`; they are the caller's to delete.
     pub fn evict_to(&mut self, limit: u64) -> Vec<(Kind, String, u64)> {
         let mut out = Vec::new();
-        while self.total > limit {
+        while self.total + self.reserved > limit {
             let Some((_, kind, hex)) = self.by_use.iter().next().cloned() else {
                 break;
             };
@@ -130,5 +143,10 @@ mod tests {
         i.insert(Kind::Blob, "a", 7, 5);
         assert_eq!(i.total(), 7, "re-inserting replaces");
         assert_eq!(i.count(Kind::Blob), 1);
+        // What a fill announced counts too.
+        i.reserve(5);
+        assert_eq!(i.evict_to(10), vec![(Kind::Blob, "a".into(), 7)]);
+        i.release(5);
+        assert_eq!(i.total(), 0);
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
 use sha2::{Digest as _, Sha256};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::Semaphore;
 
@@ -292,4 +293,65 @@ async fn a_tag_and_a_repository_of_the_same_path_do_not_collide() {
     cache.put_tag("app/web", "v1", "sha256:bb", "x");
     assert_eq!(cache.tag("app", "web").unwrap().digest, "sha256:aa");
     assert_eq!(cache.tag("app/web", "v1").unwrap().digest, "sha256:bb");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_during_fills_does_not_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).unwrap();
+    let scraper = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                let _ = cache.stats();
+            }
+        })
+    };
+    for i in 0..20_000u32 {
+        let hex = hex::encode(Sha256::digest(i.to_le_bytes()));
+        let _ = cache.fill(&hex, Arc::new(Fake::new(Vec::new())));
+    }
+    // A deadlock would hang here; the bound only keeps a broken build from hanging CI.
+    let joined = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::task::spawn_blocking(move || scraper.join()),
+    )
+    .await;
+    assert!(joined.is_ok(), "stats() and fill() deadlocked");
+}
+
+#[tokio::test]
+async fn what_a_crash_left_is_cleared_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::new(dir.path());
+    {
+        let cache = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).unwrap();
+        let (bytes, hex) = blob(20, MIB);
+        let f = cache
+            .fill(&hex, Arc::new(Fake::new(bytes)))
+            .unwrap()
+            .unwrap()
+            .0;
+        read_all(f.stream(0, MIB as u64)).await.unwrap();
+        while cache.stored_blob(&hex).await.is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let shard = l.blobs().join("ab");
+    std::fs::create_dir_all(&shard).unwrap();
+    let orphan_crc = shard.join(format!("{}.crc", "ab".repeat(32)));
+    let no_crc = shard.join("ab".repeat(32).replace("abab", "abac"));
+    let temp = shard.join(".x.crc.123");
+    let tag_temp = dir.path().join("tags/r/_t/.latest.99");
+    std::fs::create_dir_all(tag_temp.parent().unwrap()).unwrap();
+    for p in [&orphan_crc, &no_crc, &temp, &tag_temp] {
+        std::fs::write(p, b"x").unwrap();
+    }
+    // A stray file where a shard folder belongs is skipped, not fatal.
+    std::fs::write(l.blobs().join("stray"), b"x").unwrap();
+    let cache = Cache::open(&settings(dir.path(), 1 << 30), Metrics::new()).unwrap();
+    assert_eq!(cache.stats().blobs, 1, "the complete blob is kept");
+    for p in [&orphan_crc, &no_crc, &temp, &tag_temp] {
+        assert!(!p.exists(), "{} removed", p.display());
+    }
 }

@@ -42,7 +42,7 @@
 mod access_log;
 mod auth;
 mod early_answer;
-mod mirror;
+pub(super) mod mirror;
 mod request_id;
 mod request_metrics;
 mod timeout;

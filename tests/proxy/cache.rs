@@ -25,6 +25,12 @@ pub async fn cache_stack(extra: &str) -> Stack {
     Stack::start_config(&toml, &[], &[]).await
 }
 
+/// The same, with an emulator that injects `faults` (see `emulator::faults`).
+pub async fn cache_faulty(extra: &str, faults: &str) -> Stack {
+    let toml = format!("[cache]\ndir = \"cache\"\n{extra}\n");
+    Stack::start_config_faulty(&toml, &[], &[], faults).await
+}
+
 /// Push an image of `layers` to `repo:tag`; its manifest.
 pub async fn push_image(s: &Stack, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
     let cfg = format!(r#"{{"layers":{}}}"#, layers.len());

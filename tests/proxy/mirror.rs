@@ -288,3 +288,40 @@ async fn the_access_rules_decide_on_the_ecr_name() {
         r.header("www-authenticate")
     );
 }
+
+/// Docker behind `registry-mirrors` with `[auth]`: it asks the token endpoint for its own name's
+/// scope (`repository:library/app:pull`); the rules decide on the ECR name, and the token
+/// works for the request the mirror moves.
+#[tokio::test]
+async fn a_token_for_a_docker_hub_name_works_through_a_default_route() {
+    let cache = tempfile::tempdir().unwrap();
+    let toml = config(
+        cache.path(),
+        "default = true\n[auth]\nanonymous_pull = [\"docker-hub/library/*\"]\n",
+    );
+    let s = Stack::start_config(&toml, &[], &[("ECR_PROXY_BLOB_MODE", "stream")]).await;
+    let t = request(
+        "GET",
+        &s.url("/token?service=ecr-proxy&scope=repository%3Alibrary%2Fapp%3Apull"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(t.status, 200);
+    let token: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    // The manifest is not there yet: the answer is the registry's 404, not a refusal.
+    let r = request(
+        "GET",
+        &s.url("/v2/library/app/manifests/v1"),
+        &[("Authorization", &bearer), ("Accept", OCI)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "NAME_UNKNOWN"),
+        "{}",
+        detail(&r)
+    );
+}

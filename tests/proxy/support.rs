@@ -65,6 +65,16 @@ impl Stack {
     /// those files. The listen address is 127.0.0.1 on a free port unless `toml` says
     /// otherwise; `env` overrides as `ECR_PROXY_*` variables do.
     pub async fn start_config(toml: &str, files: &[(&str, &[u8])], env: &[(&str, &str)]) -> Stack {
+        Stack::start_config_faulty(toml, files, env, "").await
+    }
+
+    /// `start_config` with an emulator that injects `faults` (see `emulator::faults`).
+    pub async fn start_config_faulty(
+        toml: &str,
+        files: &[(&str, &[u8])],
+        env: &[(&str, &str)],
+        faults: &str,
+    ) -> Stack {
         let dir = tempfile::tempdir().expect("temporary directory");
         let conf = dir.path().join("conf");
         std::fs::create_dir_all(&conf).unwrap();
@@ -73,9 +83,9 @@ impl Stack {
         }
         let path = conf.join("config.toml");
         std::fs::write(&path, toml).unwrap();
-        let emu = emulator::start(EmulatorConfig::new(dir.path()))
-            .await
-            .expect("emulator starts");
+        let mut emu_config = EmulatorConfig::new(dir.path());
+        emu_config.faults = faults.to_string();
+        let emu = emulator::start(emu_config).await.expect("emulator starts");
         let mut vars: HashMap<String, String> = [("ECR_PROXY_CREATE_REPOSITORIES", "true")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

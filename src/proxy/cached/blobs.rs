@@ -113,7 +113,13 @@ pub async fn get(
         if !started {
             ensure_linked(app, cache, name, digest).await?;
         }
-        let size = fill.size().await.map_err(to_registry)?;
+        let size = match fill.size().await {
+            Ok(size) => size,
+            // A fill another repository's request started failed at its source (that
+            // repository may not hold the blob; its error is not this one's): start our own.
+            Err(crate::cache::Failure::Source(_)) if !started => continue,
+            Err(e) => return Err(to_registry(e)),
+        };
         cache.link_blob(name, &hex);
         cache.metrics().cache_lookup("blob", "miss");
         let (status, start, end) = match slice(range, size, digest)? {

@@ -28,8 +28,18 @@ impl Flights {
         reference: &Reference,
         accepted: &[String],
     ) -> RegistryResult<Manifest> {
-        let key = format!("{name}\n{reference}\n{}", accepted.join(","));
+        let mut types = accepted.to_vec();
+        types.sort();
+        types.dedup();
+        let key = format!("{name}\n{reference}\n{}", types.join(","));
         let cell = self.inflight.entry(key.clone()).or_default().clone();
+        // However this ends (answered, or every asker gone: a timeout, a client that hung up),
+        // the key leaves the table, so keys cannot pile up.
+        let _leave = Leave {
+            flights: self,
+            key: &key,
+            cell: &cell,
+        };
         let answer = cell
             .get_or_init(|| async {
                 let (tag, digest) = match reference {
@@ -48,8 +58,21 @@ impl Flights {
             })
             .await
             .clone();
-        // The first to finish clears the key; later askers start a new lookup.
-        self.inflight.remove_if(&key, |_, c| Arc::ptr_eq(c, &cell));
         answer
+    }
+}
+
+/// Removes a lookup's key (if it is still this lookup's) when dropped: later askers start anew.
+struct Leave<'a> {
+    flights: &'a Flights,
+    key: &'a str,
+    cell: &'a Arc<OnceCell<Answer>>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.flights
+            .inflight
+            .remove_if(self.key, |_, c| Arc::ptr_eq(c, self.cell));
     }
 }

@@ -1,13 +1,17 @@
 //! Manifest GET and HEAD through the disk cache. By digest: from the cache when the repository
-//! is known to hold it, else from ECR and then kept. By tag: the tag's last known digest while
-//! it is younger than `cache.tag_ttl_secs`; after that ECR is asked again (BatchGetImage), and
-//! while ECR cannot be asked (unreachable, throttling) the last known digest is served for up
-//! to `cache.max_stale_secs`, with a WARN line and the `stale` count; past that, 503 saying why.
-//! Concurrent lookups of one manifest share one ECR call (`flight`). Pushes and deletes through
-//! the proxy keep the cache right (`remember_push`, `forget_delete`).
+//! is known to hold it, asked of ECR again once that knowledge is older than
+//! `cache.tag_ttl_secs` (an image deleted elsewhere then answers 404), and served from the cache
+//! whenever ECR cannot be asked. By tag: the tag's last known digest while it is younger than
+//! `cache.tag_ttl_secs`; after that ECR is asked again (BatchGetImage), and while ECR cannot be
+//! asked (unreachable, throttling) the last known digest is served for up to
+//! `cache.max_stale_secs`, with a WARN line and the `stale` count; past that, 503 saying why.
+//! After one failed lookup ECR is taken as unreachable for a few seconds, so stale answers do
+//! not each wait for another failing call. Concurrent lookups of one manifest share one ECR call
+//! (`flight`); an answer fetched across a push or delete through the proxy is served but not
+//! kept. Pushes and deletes keep the cache right (`remember_push`, `forget_delete`).
 
 use super::flight::Flights;
-use crate::cache::{Cache, Manifest};
+use crate::cache::{Cache, Manifest, Tag};
 use crate::digest::Digest;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::Reference;
@@ -24,10 +28,35 @@ fn unreachable(e: &RegistryError) -> bool {
     )
 }
 
-/// A manifest and its digest, from the cache or ECR.
-pub struct Found {
-    pub bytes: Bytes,
-    pub media_type: String,
+/// Ask ECR (once for all who ask at the same time); the answer is kept unless a push or delete
+/// through the proxy happened meanwhile. `tag`: also point it at the answer.
+async fn fetch(
+    app: &App,
+    cache: &Cache,
+    flights: &Flights,
+    name: &str,
+    reference: &Reference,
+    accepted: &[String],
+) -> RegistryResult<Manifest> {
+    let seen = cache.generation();
+    match flights.fetch(app, name, reference, accepted).await {
+        Ok(m) => {
+            if cache.generation() == seen {
+                let digest = Digest::of(&m.bytes);
+                cache.put_manifest(name, digest.hex(), &m);
+                if let Reference::Tag(tag) = reference {
+                    cache.put_tag(name, tag, digest.as_str(), &m.media_type);
+                }
+            }
+            Ok(m)
+        }
+        Err(e) => {
+            if unreachable(&e) {
+                cache.note_unreachable();
+            }
+            Err(e)
+        }
+    }
 }
 
 pub async fn get(
@@ -37,22 +66,39 @@ pub async fn get(
     name: &str,
     reference: &Reference,
     accepted: &[String],
-) -> RegistryResult<Found> {
-    let served = |m: Manifest| Found {
-        bytes: m.bytes,
-        media_type: m.media_type,
-    };
+) -> RegistryResult<Manifest> {
     let acceptable = |m: &Manifest| accepted.contains(&m.media_type);
+    let ttl = cache.settings.tag_ttl;
     match reference {
         Reference::Digest(d) => {
-            if let Some(m) = cache.manifest(name, d.hex()).filter(acceptable) {
+            let Some(m) = cache.manifest(name, d.hex()).filter(acceptable) else {
+                cache.metrics().cache_lookup("manifest", "miss");
+                return fetch(app, cache, flights, name, reference, accepted).await;
+            };
+            let fresh = cache
+                .manifest_checked(name, d.hex())
+                .is_some_and(|age| age < ttl);
+            if fresh || cache.known_unreachable() {
                 cache.metrics().cache_lookup("manifest", "hit");
-                return Ok(served(m));
+                return Ok(m);
             }
-            cache.metrics().cache_lookup("manifest", "miss");
-            let m = flights.fetch(app, name, reference, accepted).await?;
-            cache.put_manifest(name, Digest::of(&m.bytes).hex(), &m);
-            Ok(served(m))
+            // Known for a while: does the repository still hold it?
+            match fetch(app, cache, flights, name, reference, accepted).await {
+                Ok(m) => {
+                    cache.confirm_manifest(name, d.hex());
+                    cache.metrics().cache_lookup("manifest", "hit");
+                    Ok(m)
+                }
+                Err(e) if unreachable(&e) => {
+                    cache.metrics().cache_lookup("manifest", "hit");
+                    Ok(m)
+                }
+                Err(e @ RegistryError::ManifestUnknown(_)) => {
+                    cache.forget_manifest(name, d.hex());
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            }
         }
         Reference::Tag(tag) => {
             let known = cache.tag(name, tag);
@@ -60,31 +106,34 @@ pub async fn get(
                 let d = Digest::parse(&k.digest).ok()?;
                 cache.manifest(name, d.hex()).filter(acceptable)
             });
+            let stale = |k: &Tag, m: Manifest, why: &dyn std::fmt::Display| {
+                cache.metrics().cache_lookup("tag", "stale");
+                tracing::warn!(
+                    repository = name,
+                    tag = %tag,
+                    digest = %k.digest,
+                    age_secs = k.age().as_secs(),
+                    "ECR cannot be asked ({why}); answered with the tag's last known digest"
+                );
+                m
+            };
             if let (Some(k), Some(m)) = (&known, &cached) {
-                if k.age() < cache.settings.tag_ttl {
+                if k.age() < ttl {
                     cache.metrics().cache_lookup("tag", "hit");
-                    return Ok(served(m.clone()));
+                    return Ok(m.clone());
+                }
+                if cache.known_unreachable() && k.age() <= cache.settings.max_stale {
+                    return Ok(stale(k, m.clone(), &"a lookup failed moments ago"));
                 }
             }
-            match flights.fetch(app, name, reference, accepted).await {
+            match fetch(app, cache, flights, name, reference, accepted).await {
                 Ok(m) => {
                     cache.metrics().cache_lookup("tag", "miss");
-                    let digest = Digest::of(&m.bytes);
-                    cache.put_manifest(name, digest.hex(), &m);
-                    cache.put_tag(name, tag, digest.as_str(), &m.media_type);
-                    Ok(served(m))
+                    Ok(m)
                 }
                 Err(e) if unreachable(&e) => match (known, cached) {
                     (Some(k), Some(m)) if k.age() <= cache.settings.max_stale => {
-                        cache.metrics().cache_lookup("tag", "stale");
-                        tracing::warn!(
-                            repository = name,
-                            tag = %tag,
-                            digest = %k.digest,
-                            age_secs = k.age().as_secs(),
-                            "ECR cannot be asked ({e}); answered with the tag's last known digest"
-                        );
-                        Ok(served(m))
+                        Ok(stale(&k, m, &e))
                     }
                     (Some(k), Some(_)) => Err(RegistryError::Unavailable(format!(
                         "ECR cannot be asked ({e}), and the last known digest of {name}:{tag} \
@@ -113,6 +162,7 @@ pub fn remember_push(
     bytes: &Bytes,
     media_type: &str,
 ) {
+    cache.changed();
     let digest = Digest::of(bytes);
     let m = Manifest {
         media_type: media_type.to_string(),
@@ -124,15 +174,19 @@ pub fn remember_push(
     }
 }
 
-/// A delete through the proxy: by tag the tag is forgotten; every digest ECR removed is no
-/// longer served for the repository (nor any tag pointing to it).
+/// A delete through the proxy. By tag: that tag is forgotten (ECR names the image's digest even
+/// when the image keeps its other tags, so nothing else is). By digest: the manifest is no longer
+/// served for the repository, nor any tag pointing to it.
 pub fn forget_delete(cache: &Cache, name: &str, reference: &Reference, removed: &[String]) {
-    if let Reference::Tag(t) = reference {
-        cache.forget_tag(name, t);
-    }
-    for d in removed {
-        if let Ok(d) = Digest::parse(d) {
-            cache.forget_manifest(name, d.hex());
+    cache.changed();
+    match reference {
+        Reference::Tag(t) => cache.forget_tag(name, t),
+        Reference::Digest(_) => {
+            for d in removed {
+                if let Ok(d) = Digest::parse(d) {
+                    cache.forget_manifest(name, d.hex());
+                }
+            }
         }
     }
 }

@@ -69,7 +69,7 @@ pub async fn answer(app: &App, req: Request<Incoming>) -> RegistryResult<Respons
     }
     let requested = scope::parse(values(&form, "scope").iter().map(String::as_str))
         .map_err(RegistryError::Refused)?;
-    let granted = auth.grant(&subject, requested);
+    let granted = grant_mirrored(app, auth, &subject, requested);
     let issued = auth.tokens.issue(&subject, granted);
     app.metrics.token_issued();
     let issued_at = issued.issued_at_rfc3339();
@@ -130,4 +130,44 @@ fn checked(app: &App, auth: &Auth, r: Result<Subject, Failure>) -> RegistryResul
             challenge: format!("Basic realm=\"{}\"", auth.service),
         }
     })
+}
+
+/// `Auth::grant`, with names a default mirror route moves (Docker's `registry-mirrors` asks for
+/// `repository:library/nginx:pull` and then requests `/v2/library/nginx/…`, which the proxy serves
+/// from `docker-hub/library/nginx`): the rules decide on the ECR name, and the token holds the
+/// grant under both names, so the request passes whichever name the auth layer sees.
+fn grant_mirrored(
+    app: &App,
+    auth: &Auth,
+    subject: &Subject,
+    requested: Vec<scope::Access>,
+) -> Vec<scope::Access> {
+    use crate::proxy::server::mirror::rewrite::default_route;
+    let routes = &app.config.mirror_routes;
+    let mut moved = Vec::new();
+    let requested = requested
+        .into_iter()
+        .map(|mut a| {
+            if a.kind == scope::REPOSITORY {
+                if let Some(route) = default_route(routes, &a.name) {
+                    let ecr = format!("{}{}", route.prefix, a.name);
+                    moved.push((ecr.clone(), a.name.clone()));
+                    a.name = ecr;
+                }
+            }
+            a
+        })
+        .collect();
+    let mut granted = auth.grant(subject, requested);
+    let aliases: Vec<scope::Access> = granted
+        .iter()
+        .filter_map(|a| {
+            let (_, client_name) = moved.iter().find(|(ecr, _)| *ecr == a.name)?;
+            let mut alias = a.clone();
+            alias.name = client_name.clone();
+            Some(alias)
+        })
+        .collect();
+    granted.extend(aliases);
+    granted
 }

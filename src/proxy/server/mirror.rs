@@ -11,7 +11,7 @@
 //! `rewrite::rewrite`; it must not look at credentials or call ECR. Layers inside it (auth,
 //! dispatch) see only the ECR name; the client's name and registry are in its DEBUG line.
 
-mod rewrite;
+pub(in crate::proxy) mod rewrite;
 
 use crate::body::Body;
 use crate::proxy::error::RegistryError;

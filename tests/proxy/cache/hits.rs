@@ -192,3 +192,113 @@ async fn a_download_cut_off_part_way_resumes_with_a_range_request() {
     assert_eq!(digest(&again.body), d);
     assert_eq!(s.emu.downloads() - before.0, 2);
 }
+
+#[tokio::test]
+async fn deleting_one_tag_keeps_the_image_s_other_tags_in_the_cache() {
+    let s = cache_stack("max_size = \"1GiB\"\ntag_ttl_secs = 1\nmax_stale_secs = 3600").await;
+    let m = push_image(&s, "mirror/twotags", "a", &[data(11, 1000)]).await;
+    let r = request(
+        "PUT",
+        &s.url("/v2/mirror/twotags/manifests/b"),
+        &[("Content-Type", OCI)],
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        pull(&s.url(""), "mirror/twotags", "b").await.unwrap(),
+        m.as_bytes()
+    );
+    let r = request(
+        "DELETE",
+        &s.url("/v2/mirror/twotags/manifests/a"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let Stack {
+        proxy, emu, _dir, ..
+    } = s;
+    emu.shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let url = format!("http://{}", proxy.addr());
+    assert_eq!(
+        pull(&url, "mirror/twotags", "b").await.unwrap(),
+        m.as_bytes(),
+        "b survives a's delete"
+    );
+    assert_eq!(
+        pull(&url, "mirror/twotags", &digest(m.as_bytes()))
+            .await
+            .unwrap(),
+        m.as_bytes()
+    );
+}
+
+#[tokio::test]
+async fn an_image_deleted_directly_in_ecr_answers_404_once_its_digest_is_asked_again() {
+    let s = cache_stack("max_size = \"1GiB\"\ntag_ttl_secs = 1\nmax_stale_secs = 3600").await;
+    let m = push_image(&s, "mirror/gone", "v1", &[data(12, 1000)]).await;
+    let d = digest(m.as_bytes());
+    assert_eq!(
+        pull(&s.url(""), "mirror/gone", &d).await.unwrap(),
+        m.as_bytes()
+    );
+    s.ecr
+        .batch_delete_image()
+        .repository_name("mirror/gone")
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&d)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let r = request(
+        "GET",
+        &s.url(&format!("/v2/mirror/gone/manifests/{d}")),
+        &[("Accept", OCI)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        r.status, 404,
+        "past tag_ttl_secs the digest is asked of ECR again"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fill_for_one_repository_does_not_fail_another_that_holds_the_blob() {
+    let s = cache_faulty(
+        "max_size = \"1GiB\"",
+        "GetDownloadUrlForLayer:latency=300ms",
+    )
+    .await;
+    let layer = data(13, 2 * MIB);
+    let d = digest(&layer);
+    push_image(&s, "team/owner", "v1", std::slice::from_ref(&layer)).await;
+    push_image(&s, "team/other", "v1", &[data(14, 100)]).await;
+    let other = {
+        let url = s.url(&format!("/v2/team/other/blobs/{d}"));
+        tokio::spawn(async move { request("GET", &url, &[], Bytes::new()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let owner = request(
+        "GET",
+        &s.url(&format!("/v2/team/owner/blobs/{d}")),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        owner.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&owner.body)
+    );
+    assert_eq!(digest(&owner.body), d);
+    assert_eq!(other.await.unwrap().status, 404);
+}

@@ -28,6 +28,16 @@ pub struct Refused {
     pub path: Option<String>,
 }
 
+/// The route a name sent without `ns` belongs to: Docker's `registry-mirrors` sends Docker Hub
+/// names so, for the default route, unless the name is already an ECR name under a route's
+/// prefix (the mirrored repositories, named as they are).
+pub fn default_route<'r>(routes: &'r [MirrorRoute], name: &str) -> Option<&'r MirrorRoute> {
+    routes
+        .iter()
+        .find(|r| r.default)
+        .filter(|_| !routes.iter().any(|r| name.starts_with(&r.prefix)))
+}
+
 /// What the mirror does with `method path?query`: `Ok(None)` leaves it untouched.
 pub fn rewrite<'r>(
     routes: &'r [MirrorRoute],
@@ -62,12 +72,7 @@ pub fn rewrite<'r>(
                     path: None,
                 })?,
         ),
-        // Docker's `registry-mirrors`: Docker Hub names, unless already an ECR name under a
-        // route's prefix (the mirrored repositories, named as they are).
-        None => routes
-            .iter()
-            .find(|r| r.default)
-            .filter(|_| !routes.iter().any(|r| name_on.starts_with(&r.prefix))),
+        None => default_route(routes, name_on),
     };
     let Some(route) = route else {
         return Ok(None);
