@@ -166,7 +166,8 @@ impl Cache {
             self.lost_blob(hex);
             return None;
         };
-        let size = file.metadata().await.ok()?.len();
+        let file = file.into_std().await;
+        let size = file.metadata().ok()?.len();
         let crcs = tokio::fs::read(self.layout.crc(hex))
             .await
             .ok()
@@ -176,7 +177,11 @@ impl Cache {
             return None;
         };
         self.used(Kind::Blob, hex);
-        Some(Stored { file, size, crcs })
+        Some(Stored {
+            file: Arc::new(file),
+            size,
+            crcs: Arc::new(crcs),
+        })
     }
 
     /// Size of the complete blob `hex`, if the cache has it.

@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use std::io::SeekFrom;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 /// Bytes per CRC.
 /// 256 KiB: what one reader holds in flight (a slow client holds one chunk; with
@@ -36,9 +36,9 @@ pub fn decode_crcs(bytes: &[u8], size: u64) -> Option<Vec<u32>> {
 
 /// A complete blob opened for reading.
 pub struct Stored {
-    pub file: tokio::fs::File,
+    pub file: Arc<std::fs::File>,
     pub size: u64,
-    pub crcs: Vec<u32>,
+    pub crcs: Arc<Vec<u32>>,
 }
 
 /// Where the bytes after a bad chunk come from: given the offset, a stream of the rest.
@@ -131,17 +131,21 @@ impl Stored {
         .boxed()
     }
 
-    /// The bytes from `pos` to the end of its chunk (or `end`), if the chunk matches its CRC.
+    /// The bytes from `pos` to the end of its chunk (or `end`), if the chunk matches its CRC:
+    /// one positioned read and the check on a blocking thread, one hop per chunk.
     async fn chunk_at(&mut self, pos: u64, end: u64) -> std::io::Result<Option<Bytes>> {
         let index = pos / CHUNK;
         let chunk_start = index * CHUNK;
         let chunk_len = CHUNK.min(self.size - chunk_start) as usize;
-        let mut buf = vec![0u8; chunk_len];
-        self.file.seek(SeekFrom::Start(chunk_start)).await?;
-        self.file.read_exact(&mut buf).await?;
-        if crc32fast::hash(&buf) != self.crcs[index as usize] {
-            return Ok(None);
-        }
+        let (file, crcs) = (self.file.clone(), self.crcs.clone());
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+            let mut buf = vec![0u8; chunk_len];
+            file.read_exact_at(&mut buf, chunk_start)?;
+            Ok((crc32fast::hash(&buf) == crcs[index as usize]).then_some(buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let Some(buf) = read else { return Ok(None) };
         let from = (pos - chunk_start) as usize;
         let to = (end.min(chunk_start + chunk_len as u64) - chunk_start) as usize;
         Ok(Some(Bytes::from(buf).slice(from..to)))
@@ -156,11 +160,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b");
         std::fs::write(&p, bytes).unwrap();
-        let file = tokio::fs::File::open(&p).await.unwrap();
+        let file = Arc::new(std::fs::File::open(&p).unwrap());
         let s = Stored {
             file,
             size: bytes.len() as u64,
-            crcs,
+            crcs: Arc::new(crcs),
         };
         (dir, s)
     }
