@@ -103,6 +103,8 @@ pub enum CacheError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write the in-process proxy's temporary user file: {0}")]
+    TempUser(std::io::Error),
     #[error("{failed} of {of} images could not be warmed (each is named above, with why)")]
     Failed { failed: usize, of: usize },
 }

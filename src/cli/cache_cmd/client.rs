@@ -22,6 +22,8 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 pub struct Proxy {
     http: Client<HttpConnector, Empty<Bytes>>,
     base: String,
+    /// Basic credentials of the one user the in-process proxy admits.
+    authorization: String,
 }
 
 /// A manifest as the proxy served it.
@@ -78,10 +80,11 @@ impl Counters {
 
 impl Proxy {
     /// A client of the proxy at `base` (`http://127.0.0.1:PORT`).
-    pub fn new(base: String) -> Proxy {
+    pub fn new(base: String, authorization: String) -> Proxy {
         Proxy {
             http: Client::builder(TokioExecutor::new()).build_http(),
             base,
+            authorization,
         }
     }
 
@@ -90,7 +93,8 @@ impl Proxy {
         path: &str,
         accept: Option<&str>,
     ) -> Result<http::Response<hyper::body::Incoming>, String> {
-        let mut req = Request::get(format!("{}{path}", self.base));
+        let mut req = Request::get(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, &self.authorization);
         if let Some(a) = accept {
             req = req.header(header::ACCEPT, a);
         }

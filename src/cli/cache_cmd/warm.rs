@@ -57,11 +57,14 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let images = image::from_args(&args.images, args.file.as_deref())?;
     let local = config.local.clone();
-    // Only this process talks to it: loopback, a free port, no auth, plain HTTP, no admin port.
+    // Only this process talks to it: loopback, a free port, plain HTTP, no admin port, and one
+    // user with a random password who may only pull (another local user cannot push or delete
+    // through it while it runs).
     config.listen = Listen::from(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     config.admin_listen = None;
-    config.auth = None;
     config.tls = None;
+    let (auth, authorization, _users) = pull_only_user()?;
+    config.auth = Some(auth);
     let _emulator = match &local {
         Some(dir) => Some(super::super::start_local(dir, &mut config).await?),
         None => None,
@@ -73,7 +76,7 @@ pub async fn run(
             return Err(CacheError::NoCredentials(why).into());
         }
     }
-    let client = Proxy::new(running.url());
+    let client = Proxy::new(running.url(), authorization);
     let progress = Arc::new(Mutex::new(Progress::new(output)));
     let say = |text: String| progress.lock().expect("progress").line(&text);
     let n = images.len();
@@ -339,4 +342,45 @@ fn missing(layout: &Layout, r: &Resolved, max_size: u64) -> Option<String> {
         if tag { ", the tag" } else { "" },
         size(max_size)
     ))
+}
+
+/// The htpasswd file of the in-process proxy's one user, removed when dropped.
+struct TempUsers(std::path::PathBuf);
+
+impl Drop for TempUsers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `[auth]` admitting one user, `warm`, with a random password, who may only pull; the
+/// `Authorization` value for it; and its htpasswd file (removed when dropped).
+fn pull_only_user() -> Result<(crate::config::AuthSettings, String, TempUsers), CliError> {
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let hash = bcrypt::hash(&password, 4)
+        .map_err(|e| CacheError::TempUser(std::io::Error::other(e.to_string())))?;
+    let path = std::env::temp_dir().join(format!(
+        "ecr-proxy-warm-{}.htpasswd",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let users = TempUsers(path.clone());
+    std::fs::write(&path, format!("warm:{hash}\n")).map_err(CacheError::TempUser)?;
+    let auth = crate::config::AuthSettings {
+        htpasswd: Some(path),
+        issuers: Vec::new(),
+        rules: vec![crate::config::Rule {
+            subjects: vec!["warm".into()],
+            claims: Default::default(),
+            repositories: vec!["*".into()],
+            actions: vec![crate::config::Action::Pull],
+        }],
+        anonymous_pull: Vec::new(),
+        realm: None,
+        service: "ecr-proxy".into(),
+        token_key_file: None,
+        token_ttl: std::time::Duration::from_secs(300),
+        max_password_checks: 1,
+    };
+    let basic = base64_simd::STANDARD.encode_to_string(format!("warm:{password}"));
+    Ok((auth, format!("Basic {basic}"), users))
 }
