@@ -53,6 +53,12 @@ impl Auth {
                 tracing::warn!("the htpasswd file has no bcrypt users yet: nobody can sign in with a password until it does");
             }
         }
+        if htpasswd.is_some() && s.issuers.iter().any(|i| i.subject_prefix.is_empty()) {
+            tracing::warn!(
+                "htpasswd users and OIDC subjects without a subject_prefix share one namespace: \
+                 a token whose subject is `alice` gets alice's rules; give each issuer a prefix"
+            );
+        }
         let oidc = if s.issuers.is_empty() {
             None
         } else {
@@ -73,7 +79,18 @@ impl Auth {
     pub async fn password(&self, user: &str, password: &str) -> Result<Subject, Failure> {
         if oidc::looks_like_jwt(password) {
             if let Some(o) = &self.oidc {
-                return o.verify(password).await;
+                match o.verify(password).await {
+                    // Not one of our issuers' tokens: it may still be an htpasswd password
+                    // that happens to look like one.
+                    Err(Failure::BadCredentials(why)) if self.htpasswd.is_some() => {
+                        let h = self.htpasswd.as_ref().expect("checked");
+                        return h
+                            .check(user, password)
+                            .await
+                            .map_err(|_| Failure::BadCredentials(why));
+                    }
+                    other => return other,
+                }
             }
         }
         match &self.htpasswd {

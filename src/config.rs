@@ -49,14 +49,28 @@ impl CreatePolicy {
 }
 
 /// Whether `s` matches the pattern `p`, where `*` matches any run of characters, `/` included.
+/// Iterative (backtracking only to the last `*`), so a pattern with many stars against a long
+/// name (an OIDC subject) costs at most length × length steps, never exponential time.
 pub fn glob(p: &str, s: &str) -> bool {
-    match p.split_once('*') {
-        None => p == s,
-        Some((head, rest)) => {
-            s.starts_with(head)
-                && (head.len()..=s.len()).any(|i| s.is_char_boundary(i) && glob(rest, &s[i..]))
+    let (p, s) = (p.as_bytes(), s.as_bytes());
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
         }
     }
+    p[pi..].iter().all(|&b| b == b'*')
 }
 
 /// Everything `serve` needs.

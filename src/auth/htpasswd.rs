@@ -12,18 +12,39 @@ use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// How long a checked password is remembered.
 const REMEMBER: Duration = Duration::from_secs(300);
 const REMEMBER_MAX: usize = 10_000;
+/// Checks waiting for a slot at most; past that a check is refused at once (503), so a flood of
+/// guesses cannot queue without bound.
+const MAX_WAITING: usize = 256;
+
 /// Checked against when the user is unknown, so an unknown name costs as long as a wrong
-/// password (names cannot be probed by timing): a hash of a random string at `htpasswd -B`'s
-/// default cost, made once.
-static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    bcrypt::hash(uuid::Uuid::new_v4().to_string(), 5).expect("bcrypt of a short string")
-});
+/// password (names cannot be probed by timing): a hash of a random string at the file's
+/// highest cost, made once per cost.
+fn dummy(cost: u32) -> String {
+    static DUMMIES: std::sync::LazyLock<DashMap<u32, String>> =
+        std::sync::LazyLock::new(DashMap::new);
+    DUMMIES
+        .entry(cost)
+        .or_insert_with(|| {
+            bcrypt::hash(uuid::Uuid::new_v4().to_string(), cost).expect("bcrypt of a short string")
+        })
+        .clone()
+}
+
+/// The cost of a bcrypt hash (`$2y$NN$…`), htpasswd's default if it cannot be read.
+fn cost_of(hash: &str) -> u32 {
+    hash.get(4..6)
+        .and_then(|c| c.parse().ok())
+        .filter(|c| (4..=31).contains(c))
+        .unwrap_or(5)
+}
 
 type Users = HashMap<String, String>;
 
@@ -55,7 +76,10 @@ fn parse(bytes: &[u8]) -> Result<Users, String> {
 /// The htpasswd file's users.
 pub struct Htpasswd {
     file: Watched<Users>,
-    checks: Semaphore,
+    /// One permit per bcrypt running: held by the blocking task itself, so a check whose client
+    /// went away keeps its slot until its bcrypt really ends.
+    checks: Arc<Semaphore>,
+    waiting: AtomicUsize,
     /// (user, SHA-256 of the password) → the file's generation and when it was checked.
     remembered: DashMap<(String, [u8; 32]), (u64, Instant)>,
 }
@@ -64,7 +88,8 @@ impl Htpasswd {
     pub fn load(path: &Path, max_checks: usize) -> Result<Htpasswd, LoadError> {
         Ok(Htpasswd {
             file: Watched::load(path, "htpasswd file", parse)?,
-            checks: Semaphore::new(max_checks.max(1)),
+            checks: Arc::new(Semaphore::new(max_checks.max(1))),
+            waiting: AtomicUsize::new(0),
             remembered: DashMap::new(),
         })
     }
@@ -92,13 +117,24 @@ impl Htpasswd {
         }
         let hash = users.get(user).cloned();
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| DUMMY.clone());
+        let hash =
+            hash.unwrap_or_else(|| dummy(users.values().map(|h| cost_of(h)).max().unwrap_or(5)));
         let password = password.to_string();
-        let _permit = self.checks.acquire().await.expect("never closed");
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Failure::Unavailable(format!(
+                "{MAX_WAITING} password checks are already waiting; try again shortly"
+            )));
+        }
+        let permit = self.checks.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let permit = permit.expect("never closed");
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
         if ok && known {
             if self.remembered.len() >= REMEMBER_MAX {
                 self.remembered.clear();
@@ -147,7 +183,31 @@ mod tests {
     }
 
     #[test]
-    fn the_dummy_hash_is_a_bcrypt_hash() {
-        assert!(!bcrypt::verify("x", DUMMY.as_str()).unwrap());
+    fn the_dummy_hash_is_a_bcrypt_hash_of_the_file_s_cost() {
+        assert!(!bcrypt::verify("x", dummy(4).as_str()).unwrap());
+        assert_eq!(cost_of(&dummy(6)), 6);
+        assert_eq!(cost_of("$2y$12$abc"), 12);
+        assert_eq!(cost_of("nonsense"), 5);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_check_keeps_its_slot_until_bcrypt_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u");
+        std::fs::write(
+            &path,
+            format!("carol:{}\n", bcrypt::hash("pw", 12).unwrap()),
+        )
+        .unwrap();
+        let h = Htpasswd::load(&path, 1).unwrap();
+        // The client goes away (the request's future is dropped) while bcrypt runs.
+        let _ = tokio::time::timeout(Duration::from_millis(20), h.check("carol", "guess")).await;
+        assert_eq!(
+            h.checks.available_permits(),
+            0,
+            "bcrypt still runs: its slot stays taken, so the cap holds"
+        );
+        // It comes back once that bcrypt ends.
+        let _permit = h.checks.clone().acquire_owned().await.unwrap();
     }
 }

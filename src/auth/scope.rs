@@ -52,12 +52,26 @@ impl Access {
     }
 }
 
+/// The most scopes one token request may ask for (a pull asks for one or two; a push with
+/// mounts a few more).
+pub const MAX_SCOPES: usize = 32;
+
 /// Every scope in `scope=` values: each value may hold several, separated by spaces. A scope
 /// whose type this registry does not know is dropped (the token simply does not grant it), as
-/// distribution does; one that is not `type:name:actions` is an error.
+/// distribution does; one that is not `type:name:actions`, names a repository ECR cannot hold,
+/// or comes after `MAX_SCOPES` is an error (tokens stay small: they are cached).
 pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Access>, String> {
     let mut out = Vec::new();
-    for scope in values.into_iter().flat_map(str::split_whitespace) {
+    for (i, scope) in values
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .enumerate()
+    {
+        if i >= MAX_SCOPES {
+            return Err(format!(
+                "at most {MAX_SCOPES} scopes may be asked for at once"
+            ));
+        }
         let (kind, rest) = scope
             .split_once(':')
             .ok_or_else(|| format!("scope `{scope}` is not `type:name:actions`"))?;
@@ -77,6 +91,14 @@ pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Access
             })
             .map(str::to_string)
             .collect();
+        if kind == REPOSITORY {
+            if let Some(why) = crate::names::ecr_repository_name_problem(name) {
+                return Err(format!("scope `{scope}`: {why}"));
+            }
+        }
+        if kind == REGISTRY && name != CATALOG {
+            continue;
+        }
         match kind {
             REPOSITORY | REGISTRY => out.push(Access {
                 kind: kind.into(),
@@ -97,17 +119,24 @@ mod tests {
     fn parses_what_clients_send() {
         let got = parse([
             "repository:team-a/app:pull,push",
-            "repository:localhost:5000/x:pull registry:catalog:*",
+            "repository:team-b/x:pull registry:catalog:*",
             "foo:bar:baz",
         ])
         .unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].name, "team-a/app");
         assert_eq!(got[0].actions, vec!["pull", "push"]);
-        assert_eq!(got[1].name, "localhost:5000/x");
+        assert_eq!(got[1].name, "team-b/x");
         assert!(got[2].is_catalog());
+        // Names ECR cannot hold, and too many scopes, are refused: tokens stay small.
+        assert!(parse(["repository:localhost:5000/x:pull"]).is_err());
+        assert!(parse([format!("repository:a{}:pull", "b".repeat(300)).as_str()]).is_err());
+        let many: Vec<String> = (0..33)
+            .map(|i| format!("repository:r{i:02}/x:pull"))
+            .collect();
+        assert!(parse(many.iter().map(String::as_str)).is_err());
         assert_eq!(
-            parse(["repository:a:*"]).unwrap()[0].actions,
+            parse(["repository:ab:*"]).unwrap()[0].actions,
             vec!["pull", "push", "delete"]
         );
         assert!(parse(["repository"]).is_err());

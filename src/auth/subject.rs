@@ -28,6 +28,9 @@ pub struct Subject {
     /// An OIDC subject's claims whose values are strings, numbers or booleans (as text), for
     /// rules that match on claims; empty for other kinds.
     pub claims: Arc<BTreeMap<String, String>>,
+    /// When the credential itself expires (an OIDC JWT's `exp`, seconds since the epoch): a
+    /// token the proxy signs for this subject expires no later.
+    pub expires: Option<u64>,
 }
 
 impl Subject {
@@ -36,6 +39,7 @@ impl Subject {
             name: Arc::from("anonymous"),
             kind: Kind::Anonymous,
             claims: Arc::default(),
+            expires: None,
         }
     }
 
@@ -44,6 +48,7 @@ impl Subject {
             name: Arc::from(name),
             kind,
             claims: Arc::default(),
+            expires: None,
         }
     }
 

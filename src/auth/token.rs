@@ -10,6 +10,7 @@ use super::{Failure, Kind, Subject};
 use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -84,7 +85,8 @@ pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
-    cache: DashMap<Arc<str>, Arc<Verified>>,
+    /// Verified tokens by their SHA-256 (a fixed-size key whatever the token's length).
+    cache: DashMap<[u8; 32], Arc<Verified>>,
 }
 
 /// Why the signing key cannot be used.
@@ -173,7 +175,9 @@ impl Tokens {
             iss: self.service.clone(),
             aud: self.service.clone(),
             sub: subject.name.to_string(),
-            exp: iat + self.ttl.as_secs(),
+            exp: subject.expires.map_or(iat + self.ttl.as_secs(), |e| {
+                e.min(iat + self.ttl.as_secs())
+            }),
             nbf: iat.saturating_sub(1),
             iat,
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -181,23 +185,25 @@ impl Tokens {
             kind: kind_name(subject.kind).into(),
             claims: (*subject.claims).clone(),
         };
+        let claims_exp = claims.exp;
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail");
         Issued {
             token,
-            expires_in: self.ttl.as_secs(),
+            expires_in: claims_exp.saturating_sub(iat),
             issued_at: iat,
         }
     }
 
     /// Check a token: signature, issuer, audience, expiry.
     pub fn verify(&self, token: &str) -> Result<Arc<Verified>, Failure> {
-        if let Some(v) = self.cache.get(token) {
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(v) = self.cache.get(&key) {
             if v.expires > now() {
                 return Ok(v.clone());
             }
             drop(v);
-            self.cache.remove(token);
+            self.cache.remove(&key);
             return Err(Failure::Expired);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
@@ -211,6 +217,7 @@ impl Tokens {
                 name: Arc::from(c.sub.as_str()),
                 kind: kind_of(&c.kind),
                 claims: Arc::new(c.claims),
+                expires: Some(c.exp),
             },
             access: c.access,
             expires: c.exp,
@@ -218,7 +225,7 @@ impl Tokens {
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }
-        self.cache.insert(Arc::from(token), verified.clone());
+        self.cache.insert(key, verified.clone());
         Ok(verified)
     }
 }

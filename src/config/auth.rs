@@ -193,6 +193,19 @@ pub(super) fn auth(f: Option<AuthFile>, base: &Path) -> Result<Option<AuthSettin
             )));
         }
     }
+    let unprefixed = f
+        .issuers
+        .iter()
+        .filter(|i| i.subject_prefix.is_empty())
+        .count();
+    if unprefixed > 1 {
+        return Err(invalid(
+            "auth.issuers: more than one issuer without a `subject_prefix`: their subjects \
+             would share one namespace (another issuer could mint a subject your rules name); \
+             give each a prefix such as \"github:\""
+                .into(),
+        ));
+    }
     let ttl = f.token_ttl_secs.unwrap_or(300);
     if !(10..=86_400).contains(&ttl) {
         return Err(invalid(format!(

@@ -86,6 +86,15 @@ fn sizes_and_globs() {
     assert_eq!(parse_size("2G"), Ok(2048 * MIB));
     assert!(parse_size("x").is_err());
     assert!(glob("*", "a/b") && glob("a/*", "a/b/c") && !glob("a/*", "b/a"));
+    assert!(glob("a*b*c", "aXbYc") && glob("*", "") && glob("a*", "a") && !glob("a*b", "ba"));
+    assert!(glob(
+        "repo:org/*:ref:refs/heads/*",
+        "repo:org/app:ref:refs/heads/main"
+    ));
+    assert!(!glob("team-a/*", "team-ab/x") && glob("é*", "éé"));
+    // Many stars against a long name: no exponential backtracking (this would never end).
+    let long = "a".repeat(20_000);
+    assert!(!glob("*a*a*a*a*a*a*a*a*a*a*b", &long));
 }
 
 #[test]

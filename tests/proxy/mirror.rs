@@ -325,3 +325,35 @@ async fn a_token_for_a_docker_hub_name_works_through_a_default_route() {
         detail(&r)
     );
 }
+
+/// A prefix's stem (`docker-hub`, a repository of its own) is not a Docker Hub name the
+/// default route moves: a token asked for it gets no alias of `docker-hub/docker-hub`'s rights.
+#[tokio::test]
+async fn a_token_for_a_prefix_s_stem_gets_no_mirrored_rights() {
+    let cache = tempfile::tempdir().unwrap();
+    let toml = config(
+        cache.path(),
+        "default = true\n[auth]\nanonymous_pull = [\"docker-hub/*\"]\n",
+    );
+    let s = Stack::start_config(&toml, &[], &[]).await;
+    let t = request(
+        "GET",
+        &s.url("/token?service=ecr-proxy&scope=repository%3Adocker-hub%3Apull"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(t.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
+    let payload = v["token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64_simd::URL_SAFE_NO_PAD.decode_to_vec(payload).unwrap())
+            .unwrap();
+    assert_eq!(claims["access"], serde_json::json!([]), "{claims}");
+}

@@ -260,5 +260,6 @@ pub fn subject(token: &Unverified, issuer: &Issuer) -> Result<Subject, Failure> 
         name: Arc::from(format!("{}{name}", issuer.subject_prefix)),
         kind: Kind::Oidc,
         claims: Arc::new(claims),
+        expires: Some(token.exp()),
     })
 }

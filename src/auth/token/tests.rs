@@ -18,11 +18,15 @@ fn a_token_carries_its_subject_and_exactly_its_access() {
     );
     assert_eq!(issued.expires_in, 300);
     let v = t.verify(&issued.token).unwrap();
-    assert_eq!(v.subject, alice);
+    assert_eq!(
+        (&v.subject.name, v.subject.kind, &v.subject.claims),
+        (&alice.name, alice.kind, &alice.claims)
+    );
+    assert_eq!(v.subject.expires, Some(issued.issued_at + 300));
     assert!(v.access[0].allows("team-a/app", Action::Pull));
     assert!(!v.access[0].allows("team-a/app", Action::Push));
     // The cached answer is the same.
-    assert_eq!(t.verify(&issued.token).unwrap().subject, alice);
+    assert_eq!(t.verify(&issued.token).unwrap().subject.name, alice.name);
 }
 
 #[test]
@@ -96,4 +100,14 @@ fn issued_at_is_rfc3339() {
     assert_eq!(at(0), "1970-01-01T00:00:00Z");
     assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(at(1_795_894_245), "2026-11-28T19:30:45Z");
+}
+
+#[test]
+fn a_token_expires_no_later_than_the_credential_it_came_from() {
+    let t = tokens(86_400);
+    let mut oidc = Subject::new("repo:org/app", Kind::Oidc);
+    oidc.expires = Some(now() + 120);
+    let issued = t.issue(&oidc, vec![]);
+    assert!(issued.expires_in <= 120, "{}", issued.expires_in);
+    assert!(t.verify(&issued.token).unwrap().expires <= now() + 120);
 }

@@ -149,7 +149,9 @@ fn grant_mirrored(
         .into_iter()
         .map(|mut a| {
             if a.kind == scope::REPOSITORY {
-                if let Some(route) = default_route(routes, &a.name) {
+                // Asked as the mirror layer asks it: the name followed by the rest of a path (a
+                // name that is a prefix's stem, `docker-hub`, is not moved, so gets no alias).
+                if let Some(route) = default_route(routes, &format!("{}/", a.name)) {
                     let ecr = format!("{}{}", route.prefix, a.name);
                     moved.push((ecr.clone(), a.name.clone()));
                     a.name = ecr;

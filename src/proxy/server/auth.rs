@@ -84,7 +84,15 @@ where
             match authorize(&app, &auth, &mut parts).await {
                 Ok(()) => inner.call(Request::from_parts(parts, body)).await,
                 Err(e) => {
-                    drain_small(body).await;
+                    // A client that waits for `100 Continue` has sent no body yet: reading it
+                    // would invite it (hyper sends the 100 when the body is first polled).
+                    let expects_continue = parts
+                        .headers
+                        .get(header::EXPECT)
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+                    if !expects_continue {
+                        drain_small(body).await;
+                    }
                     Ok(e.into_response(head))
                 }
             }

@@ -311,3 +311,27 @@ fn mint(nbf: u64, exp: u64, key: &[u8]) -> String {
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_what_would_make_huge_tokens() {
+    let Some(s) = stack_with(EXAMPLE, &[]).await else {
+        return;
+    };
+    let long = format!(
+        "/token?service=ecr-proxy&scope=repository%3Apublic%2F{}%3Apull",
+        "a".repeat(5300)
+    );
+    let r = request("GET", &s.url(&long), &[], Bytes::new()).await;
+    assert_eq!(r.status, 400, "a name ECR cannot hold");
+    let many: Vec<String> = (0..40)
+        .map(|i| format!("scope=repository%3Apublic%2Fr{i:02}%3Apull"))
+        .collect();
+    let r = request(
+        "GET",
+        &s.url(&format!("/token?service=ecr-proxy&{}", many.join("&"))),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "more scopes than a client asks for");
+}

@@ -82,6 +82,7 @@ fn bad_auth_settings_say_what_to_fix() {
         ("[auth]\nhtpasswd = \"u\"\ntoken_ttl_secs = 1\n", "token_ttl_secs"),
         ("[auth]\n[[auth.issuers]]\nissuer = \"https://x\"\naudiences = []\n", "audiences"),
         ("[tls]\ncert = \"c\"\n", "key"),
+        ("[auth]\n[[auth.issuers]]\nissuer = \"https://a\"\naudiences = [\"x\"]\n[[auth.issuers]]\nissuer = \"https://b\"\naudiences = [\"x\"]\n", "subject_prefix"),
     ] {
         let e = load(toml, dir.path()).err().unwrap_or_else(|| panic!("{toml} is refused"));
         assert!(e.contains(fix), "{toml}: {e}");

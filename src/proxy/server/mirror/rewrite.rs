@@ -344,4 +344,21 @@ mod tests {
         assert_eq!(with_query("/p", None), "/p");
         assert_eq!(with_query("/p", Some("nsx=1&ns")), "/p?nsx=1");
     }
+
+    #[test]
+    fn a_prefix_s_stem_is_not_moved_and_its_token_gets_no_alias() {
+        let routes = vec![MirrorRoute {
+            registry: "docker.io".into(),
+            prefix: "docker-hub/".into(),
+            default: true,
+        }];
+        // The layer sees the name with the rest of its path: not moved.
+        assert_eq!(
+            rewrite(&routes, &Method::GET, "/v2/docker-hub/manifests/v1", None).unwrap(),
+            None
+        );
+        // The token endpoint asks the same way, so it adds no alias for `docker-hub`.
+        assert!(default_route(&routes, "docker-hub/").is_none());
+        assert!(default_route(&routes, "library/nginx/").is_some());
+    }
 }
