@@ -152,3 +152,21 @@ async fn an_empty_upload_with_another_digest_is_refused_without_ecr() {
     let r = finish(&s, &loc, &digest(b""), vec![]).await;
     assert_eq!(r.status, 201);
 }
+
+/// A completion that failed in a way worth retrying keeps the upload; the same PUT sent again
+/// (its body is not appended twice) gets ECR's verdict on the digest.
+#[tokio::test]
+async fn a_resend_after_a_throttled_completion_gets_ecrs_verdict() {
+    // The SDK's three attempts at the first CompleteLayerUpload are throttled.
+    let s = Stack::start_faulty(&[], "CompleteLayerUpload:throttle=1,count=3", 1).await;
+    let bytes = data(23, 6 * MIB);
+    let wrong = digest(b"not these bytes");
+    let loc = begin(&s, "wrong/resend").await;
+    let r = finish(&s, &loc, &wrong, bytes.clone()).await;
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    let r = finish(&s, &loc, &wrong, bytes.clone()).await;
+    assert_refused_by_ecr(&r);
+    let r = request("GET", &s.url(&loc), &[], Bytes::new()).await;
+    assert_eq!(r.status, 404, "the upload ends");
+    assert_no_layer(&s, "wrong/resend", &[&digest(&bytes), &wrong]).await;
+}
