@@ -78,7 +78,9 @@ impl Ecr {
         self.upload_part(repo, upload_id, part).await.0
     }
 
-    /// Finish an upload. A layer the repository already has is success. So is an upload that
+    /// Finish an upload. ECR computes the layer's digest here and answers InvalidLayerException
+    /// when it is not `digest` (the proxy does not hash uploads: this is the digest check).
+    /// A layer the repository already has is success. So is an upload that
     /// is gone (or whose every answer was lost) when the layer is there: an earlier attempt
     /// completed it and its answer was lost, and the SDK's retry found nothing left to complete.
     pub async fn complete_upload(&self, repo: &str, upload_id: &str, digest: &str) -> Result<()> {

@@ -4,6 +4,9 @@
 use crate::support::*;
 use bytes::Bytes;
 
+#[path = "uploads/digests.rs"]
+mod digests;
+
 const PART: u64 = 10 * MIB as u64;
 
 /// Push a manifest referencing `layers` so ECR lets us download them, then compare bytes.
@@ -282,38 +285,6 @@ async fn upload_id_is_bound_to_its_repository() {
         (r.status, r.error_code().as_str()),
         (404, "BLOB_UPLOAD_UNKNOWN")
     );
-}
-
-#[tokio::test]
-async fn wrong_digest_is_refused_and_nothing_lands() {
-    let s = Stack::start().await;
-    let bytes = data(9, 11 * MIB);
-    let wrong = digest(b"something else");
-    let loc = begin(&s, "wrong/app").await;
-    let r = finish(&s, &loc, &wrong, bytes.clone()).await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
-    let check = s
-        .ecr
-        .batch_check_layer_availability()
-        .repository_name("wrong/app")
-        .layer_digests(digest(&bytes))
-        .layer_digests(&wrong)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        check.layers().is_empty(),
-        "nothing may be completed in ECR: {:?}",
-        check.layers()
-    );
-    let r = request(
-        "HEAD",
-        &s.url(&format!("/v2/wrong/app/blobs/{}", digest(&bytes))),
-        &[],
-        Bytes::new(),
-    )
-    .await;
-    assert_eq!(r.status, 404);
 }
 
 #[tokio::test]

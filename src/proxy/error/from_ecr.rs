@@ -2,7 +2,8 @@
 //! `ecr::errors`) becomes one spec error, by what it means for the client, refined by the
 //! operation where the same exception means different things (LayersNotFound on PutImage is a
 //! manifest naming a missing blob; InvalidParameter is about whichever member it names).
-//! The detail names ECR's exception, the operation and the request id. No logging here.
+//! The detail names ECR's exception, the operation and the request id (an InvalidLayer, ECR's
+//! verdict that an upload's bytes have another digest, then says what that means). No logging here.
 
 use super::RegistryError;
 use crate::ecr::{EcrError, ErrorKind};
@@ -62,9 +63,11 @@ impl From<EcrError> for RegistryError {
             LayersNotFound | LayerInaccessible => RegistryError::BlobUnknown(d),
             ReferencedImagesNotFound => RegistryError::ManifestBlobUnknown(d),
             UploadNotFound => RegistryError::BlobUploadUnknown(d),
-            InvalidLayer | ImageDigestDoesNotMatch | InvalidDigest => {
-                RegistryError::DigestInvalid(d)
-            }
+            // ECR is the one that checks an upload's digest: say what its verdict means.
+            InvalidLayer => RegistryError::DigestInvalid(format!(
+                "{d} (ECR computed another digest for the uploaded bytes than the one given; start the upload again)"
+            )),
+            ImageDigestDoesNotMatch | InvalidDigest => RegistryError::DigestInvalid(d),
             InvalidLayerPart | LayerPartTooSmall | EmptyUpload => {
                 RegistryError::BlobUploadInvalid(d)
             }

@@ -3,7 +3,9 @@
 //! a server-side copy), carried out as InitiateLayerUpload, UploadLayerPart per full part,
 //! CompleteLayerUpload. Decides what a failed request leaves behind: a failure worth retrying
 //! (throttling, ECR unavailable, memory busy, a broken or stalled body) keeps the upload where
-//! the client can resume it (`Range`); one that cannot succeed ends it.
+//! the client can resume it (`Range`); one that cannot succeed ends it. The layer's digest is
+//! ECR's to check: CompleteLayerUpload refuses bytes with another digest (DIGEST_INVALID, the
+//! upload ends); the proxy checks only the digest's syntax, before any ECR call.
 
 mod chunk;
 mod feed;
@@ -69,7 +71,7 @@ pub async fn start(
                 repos::creating(app, name, || app.ecr.check_layers(name, &wanted)).await?;
                 Ok(blob_created(name, d))
             } else {
-                Err(digest_mismatch(d, &Digest::of(b"")))
+                Err(not_empty(d))
             };
         }
     }
@@ -269,39 +271,47 @@ async fn copy_from(
     }
     .await;
     app.sessions.remove(&id);
-    tracing::info!(%from, to = name, %digest, "copied layer between repositories");
+    if copied.is_ok() {
+        tracing::info!(%from, to = name, %digest, "copied layer between repositories");
+    }
     copied.map(|d| d.is_some()).map_err(|f| f.error)
 }
 
-/// Check the digest, send the last part, and complete the layer in ECR. `Some(digest)` on success.
+/// Send the last part and complete the layer in ECR, which computes the layer's digest and
+/// refuses one that differs from `digest` (InvalidLayerException → DIGEST_INVALID, the upload
+/// ends). The proxy does not hash the bytes itself. An upload of no bytes never reaches ECR (it
+/// cannot hold the empty blob): only the empty blob's digest matches it. `Some(digest)` on success.
 async fn complete(app: &App, w: &mut Writer, digest: &Digest) -> Result<Option<Digest>, Failure> {
     if w.session().is_cancelled() {
         return Err(WriteError::Cancelled.into());
     }
-    let computed = Digest::from_sha256(w.digest());
-    if computed != *digest {
-        return Err(digest_mismatch(digest, &computed).into());
+    if w.received() == 0 {
+        return if digest.is_empty_blob() {
+            Ok(Some(digest.clone()))
+        } else {
+            Err(not_empty(digest).into())
+        };
     }
-    if w.received() > 0 {
-        w.finish().await?;
-        let s = w.session();
-        let completed = app
-            .ecr
-            .complete_upload(s.repo(), s.ecr_upload_id(), digest.as_str())
-            .await;
-        if let Err(e) = completed {
-            let failure = Failure::from(WriteError::from(e));
-            if failure.keep {
-                w.set_completing();
-            }
-            return Err(failure);
+    w.finish().await?;
+    let s = w.session();
+    let completed = app
+        .ecr
+        .complete_upload(s.repo(), s.ecr_upload_id(), digest.as_str())
+        .await;
+    if let Err(e) = completed {
+        let failure = Failure::from(WriteError::from(e));
+        if failure.keep {
+            w.set_completing();
         }
+        return Err(failure);
     }
-    Ok(Some(computed))
+    Ok(Some(digest.clone()))
 }
 
-fn digest_mismatch(given: &Digest, computed: &Digest) -> RegistryError {
+/// An upload of no bytes given another digest than the empty blob's.
+fn not_empty(given: &Digest) -> RegistryError {
     RegistryError::DigestInvalid(format!(
-        "the upload's content has digest {computed}, not {given}"
+        "the upload is empty, so its digest is {}, not {given}",
+        Digest::of(b"")
     ))
 }

@@ -1,10 +1,10 @@
 //! One upload session. What never changes (ids, repository, part size, client), what anyone may
 //! read without waiting (bytes received, last activity, cancellation), and `State`, the bytes and
-//! hashes only a `Writer` touches, behind the session's lock. Status and cancel requests never
+//! byte counts only a `Writer` touches, behind the session's lock. No digest state: ECR computes
+//! the layer's digest at CompleteLayerUpload and refuses a mismatch. Status and cancel requests never
 //! take that lock, so a request stalled mid-body cannot hold them up.
 
 use super::writer::{InFlight, Tail};
-use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,15 +28,11 @@ pub struct Session {
     pub(super) state: Arc<Mutex<State>>,
 }
 
-/// The upload's bytes, hashes and parts: only `Writer` (and the reaper's parking) touch these.
+/// The upload's bytes and parts: only `Writer` (and the reaper's parking) touch these.
 pub(super) struct State {
     pub(super) received: u64,
     /// Bytes ECR has acknowledged.
     pub(super) committed: u64,
-    /// SHA-256 of every byte received (the client's digest).
-    pub(super) hasher: Sha256,
-    /// `hasher` as it was where the tail begins (after the last part shipped).
-    pub(super) boundary: Sha256,
     pub(super) tail: Tail,
     pub(super) in_flight: Option<InFlight>,
     /// Where the request began whose CompleteLayerUpload failed in a way worth retrying: every
@@ -72,8 +68,6 @@ impl Session {
             state: Arc::new(Mutex::new(State {
                 received: 0,
                 committed: 0,
-                hasher: <Sha256 as sha2::Digest>::new(),
-                boundary: <Sha256 as sha2::Digest>::new(),
                 tail: Tail::Empty,
                 in_flight: None,
                 completing: None,

@@ -1,10 +1,10 @@
-//! Feeding client bytes into an upload session: hash them, cut them into exactly `partSize`
-//! parts, and send each full part with UploadLayerPart while the next one fills (one part in
+//! Feeding client bytes into an upload session: cut them into exactly `partSize` parts, and send each full part with UploadLayerPart while the next one fills (one part in
 //! flight per upload: ECR takes parts strictly in order). The tail shorter than a part stays in
 //! the session, in memory while bytes flow and parked in the spool when they stop. A part that
 //! fails in a way worth retrying takes the upload back to where the request began (or where ECR
 //! stands, if later), so the client's retry of the same request succeeds. Owns no HTTP: callers
-//! give it byte chunks and turn its errors into responses.
+//! give it byte chunks and turn its errors into responses. It does not hash the client's bytes:
+//! ECR computes the layer's digest at CompleteLayerUpload, so a rewind is byte offsets only.
 
 use super::budget::{Budget, Exhausted, Reservation};
 use super::session::{Session, State};
@@ -12,7 +12,6 @@ use super::spool::{Spool, SpoolFile};
 use crate::ecr::{Ecr, EcrError, ParkedBody, PartBody};
 use crate::parts::part_cost;
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest as _, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
@@ -21,9 +20,6 @@ use tokio::task::JoinHandle;
 mod rewind;
 use rewind::settle_joined;
 pub(super) use rewind::{join, settle};
-
-/// Client bytes hashed and encoded per step, so both passes read them from cache.
-const STEP: usize = 48 * 1024;
 
 /// The bytes after the last part shipped.
 pub(super) enum Tail {
@@ -42,8 +38,6 @@ type Sent = (Result<(), EcrError>, Option<BytesMut>, Option<Reservation>);
 /// mid-way (its connection closed) leaves it for the next to wait for.
 pub(super) struct InFlight {
     len: u64,
-    /// `State::hasher` where the part begins.
-    start: Sha256,
     task: JoinHandle<Sent>,
 }
 
@@ -74,8 +68,8 @@ pub struct Writer {
     session: Arc<Session>,
     state: OwnedMutexGuard<State>,
     ctx: WriterCtx,
-    /// Where the request began: bytes received, and the digest state there.
-    start: (u64, Sha256),
+    /// Where the request began: bytes received then.
+    start: u64,
 }
 
 impl Writer {
@@ -83,7 +77,7 @@ impl Writer {
     pub async fn lock(session: Arc<Session>, ctx: WriterCtx) -> Writer {
         let state = session.state.clone().lock_owned().await;
         session.touch();
-        let start = (state.received, state.hasher.clone());
+        let start = state.received;
         Writer {
             session,
             state,
@@ -104,11 +98,6 @@ impl Writer {
         self.state.received
     }
 
-    /// The SHA-256 of everything received.
-    pub fn digest(&self) -> [u8; 32] {
-        self.state.hasher.clone().finalize().into()
-    }
-
     /// Where the request began whose completion failed in a way worth retrying, if one did.
     pub fn completing(&self) -> Option<u64> {
         self.state.completing
@@ -116,7 +105,7 @@ impl Writer {
 
     /// This request's completion failed in a way worth retrying: its resend skips the body.
     pub fn set_completing(&mut self) {
-        self.state.completing = Some(self.start.0);
+        self.state.completing = Some(self.start);
     }
 
     /// Take in one chunk of the client's body.
@@ -130,10 +119,7 @@ impl Writer {
                 unreachable!("fill leaves a filling tail")
             };
             let take = (chunk.len() as u64).min(part_size - body.raw_len()) as usize;
-            for step in chunk.split_to(take).chunks(STEP) {
-                state.hasher.update(step);
-                body.push(step);
-            }
+            body.push(&chunk.split_to(take));
             state.received += take as u64;
             let full = body.raw_len() == part_size;
             self.session.set_received(self.state.received);
@@ -193,12 +179,11 @@ impl Writer {
                 () = cancel.cancelled() => return Err(WriteError::Cancelled),
                 joined = &mut flight.task => joined,
             };
-            let start = self.start.clone();
             settle_joined(
                 &mut self.state,
                 &self.session,
                 &self.ctx.budget,
-                start,
+                self.start,
                 joined,
             )?;
         }
@@ -231,16 +216,13 @@ impl Writer {
                 (result, buf) => (result, buf, Some(reservation)),
             }
         }));
-        let now = self.state.hasher.clone();
-        let start = std::mem::replace(&mut self.state.boundary, now);
-        self.state.in_flight = Some(InFlight { len, start, task });
+        self.state.in_flight = Some(InFlight { len, task });
     }
 
     /// Wait for the part in flight, if any. It stays in the session until it has finished, so a
     /// request dropped while waiting leaves it for the next one.
     pub async fn wait(&mut self) -> Result<(), WriteError> {
-        let start = self.start.clone();
-        join(&mut self.state, &self.session, &self.ctx.budget, start).await
+        join(&mut self.state, &self.session, &self.ctx.budget, self.start).await
     }
 
     /// Send the tail as the final part (it may be shorter than a part) and wait for everything.

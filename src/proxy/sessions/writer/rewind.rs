@@ -1,13 +1,13 @@
 //! A part's answer, taken into the upload: a sent part is committed; a failed one takes the
 //! upload back to where the request that joins it began (if the failed part holds every byte
 //! from ECR's end up to there), else to where ECR stands, rebuilding the tail from the failed
-//! part's own buffer. Touches only the session state it is given.
+//! part's own buffer. Byte offsets only (no digest state to rewind: ECR checks the digest).
+//! Touches only the session state it is given.
 
 use super::super::budget::Budget;
 use super::super::session::{Session, State};
 use super::{Sent, Tail, WriteError};
 use crate::ecr::{EcrError, ErrorKind, PartBody};
-use sha2::Sha256;
 
 /// Wait for `state`'s part in flight, if any. When it failed, the upload goes back to `start`
 /// (where the request that joins it began) if the failed part holds every byte from ECR's end up
@@ -17,7 +17,7 @@ pub(in crate::proxy::sessions) async fn join(
     state: &mut State,
     session: &Session,
     budget: &Budget,
-    start: (u64, Sha256),
+    start: u64,
 ) -> Result<(), WriteError> {
     let Some(flight) = state.in_flight.as_mut() else {
         return Ok(());
@@ -32,7 +32,7 @@ pub(super) fn settle_joined(
     state: &mut State,
     session: &Session,
     budget: &Budget,
-    start: (u64, Sha256),
+    start: u64,
     joined: Result<Sent, tokio::task::JoinError>,
 ) -> Result<(), WriteError> {
     let failed = state.in_flight.take().expect("the part that answered");
@@ -53,7 +53,6 @@ pub(super) fn settle_joined(
         }
     };
     let committed = state.committed;
-    let (start, start_hasher) = start;
     if let Tail::Filling(body, reservation) = std::mem::replace(&mut state.tail, Tail::Empty) {
         budget.give(body.park().0, reservation);
     }
@@ -66,17 +65,14 @@ pub(super) fn settle_joined(
                 budget.give(buf, reservation);
             }
             state.received = start;
-            state.hasher = start_hasher;
         }
         other => {
             if let Some((buf, reservation)) = other {
                 budget.give(buf, reservation);
             }
             state.received = committed;
-            state.hasher = failed.start.clone();
         }
     }
-    state.boundary = failed.start;
     session.set_received(state.received);
     tracing::info!(session = %session.id(), received = state.received, error = %e, "part failed; upload rewound");
     Err(e.into())
@@ -95,7 +91,7 @@ pub(in crate::proxy::sessions) async fn settle(
         .as_ref()
         .is_some_and(|f| f.task.is_finished())
     {
-        let all = (state.received, state.hasher.clone());
+        let all = state.received;
         let _ = join(state, session, budget, all).await;
     }
 }
