@@ -7,12 +7,14 @@
 mod auth;
 mod cache;
 mod limits;
+mod sessions;
 mod values;
 
 pub use auth::{Action, AuthSettings, Issuer, Rule, TlsSettings};
 pub use cache::{CacheSettings, MirrorRoute};
 
 pub use limits::{ConnectionLimits, UploadLimits};
+pub use sessions::SessionsSettings;
 pub use values::{parse_size, ByteSize, Listen};
 
 use crate::ecr::{NewRepository, Upstream};
@@ -103,6 +105,8 @@ pub struct ProxyConfig {
     pub cache: Option<CacheSettings>,
     /// `[[mirror.routes]]`: upstream registries' names mapped onto ECR repositories.
     pub mirror_routes: Vec<MirrorRoute>,
+    /// `[sessions]`: state shared between replicas through Redis (none without `redis_url`).
+    pub sessions: SessionsSettings,
 }
 
 /// Reads configuration variables.
@@ -156,6 +160,7 @@ struct File {
     tls: Option<auth::TlsFile>,
     cache: Option<cache::CacheFile>,
     mirror: Option<cache::MirrorFile>,
+    sessions: Option<sessions::SessionsFile>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -335,6 +340,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
     let tls = auth::tls(f.tls, &base)?;
     let cache = cache::cache(f.cache, &base)?;
     let mirror_routes = cache::routes(f.mirror)?;
+    let sessions = sessions::sessions(f.sessions, env)?;
     if cache.is_some() && blob_mode == BlobMode::Redirect {
         debug_assert!(blob_mode_given);
         return Err(invalid(
@@ -422,6 +428,7 @@ pub fn load(file: Option<&Path>, env: &dyn Env, flags: &Flags) -> Result<ProxyCo
         allow_unauthenticated,
         cache,
         mirror_routes,
+        sessions,
     })
 }
 

@@ -16,5 +16,6 @@ pub mod names;
 pub mod parts;
 pub mod proxy;
 pub mod range;
+pub mod shared;
 pub mod tls;
 pub mod watch;

@@ -56,6 +56,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabel {
     operation: &'static str,
 }
@@ -89,6 +94,7 @@ struct Families {
     disk_cache_fetched: Counter,
     disk_cache_evictions: Counter,
     disk_cache_corrupt: Counter,
+    redis_errors: Family<OpLabel, Counter>,
 }
 
 struct Inner {
@@ -131,6 +137,7 @@ impl Metrics {
             disk_cache_fetched: Counter::default(),
             disk_cache_evictions: Counter::default(),
             disk_cache_corrupt: Counter::default(),
+            redis_errors: Family::default(),
         };
         // Names without the prefix; counters get `_total` from the encoder.
         let mut r = Registry::with_prefix("ecr_proxy");
@@ -210,6 +217,12 @@ impl Metrics {
             "cache_corrupt",
             "Cached blobs or manifests whose bytes no longer matched (dropped and fetched again)",
             f.disk_cache_corrupt.clone(),
+        );
+        r.register(
+            "redis_errors",
+            "Redis operations ([sessions]) that failed or timed out, by op (get, set, eval, \
+             publish, subscribe)",
+            f.redis_errors.clone(),
         );
         Metrics(Arc::new(Inner {
             families: f,
@@ -318,6 +331,15 @@ impl Metrics {
 
     pub fn cache_corrupt(&self) {
         self.0.families.disk_cache_corrupt.inc();
+    }
+
+    /// A Redis operation (`[sessions]`) that failed or timed out; `op` is one of a fixed few.
+    pub fn redis_error(&self, op: &'static str) {
+        self.0
+            .families
+            .redis_errors
+            .get_or_create(&OpLabel { op })
+            .inc();
     }
 
     /// Every metric in the Prometheus text format (`CONTENT_TYPE`).

@@ -2,7 +2,8 @@
 //! calls. `server` accepts connections and applies the tower layers; `handlers` parse the route
 //! and answer per resource; `sessions` hold blob uploads; `error` is the one place errors become
 //! responses; `admin` serves the health and metrics endpoints on a port of their own. This module
-//! wires them together and stops them (`RunningProxy::drain`). It must not import `aws_sdk_ecr`
+//! wires them together (with `crate::shared`'s invalidations from other replicas, when
+//! `[sessions]` names a Redis) and stops them (`RunningProxy::drain`). It must not import `aws_sdk_ecr`
 //! (see `ecr`).
 
 mod admin;
@@ -49,6 +50,8 @@ pub struct App {
     pub cache: Option<Arc<crate::cache::Cache>>,
     /// Concurrent manifest lookups through the cache share one ECR call.
     pub flights: cached::flight::Flights,
+    /// `[sessions] redis_url`: state shared with other replicas.
+    pub shared: Option<crate::shared::Shared>,
 }
 
 /// Bytes of manifests kept by digest.
@@ -88,6 +91,8 @@ pub enum StartError {
          (ECR_PROXY_ALLOW_UNAUTHENTICATED=true)"
     )]
     Unauthenticated { addr: SocketAddr },
+    #[error(transparent)]
+    Shared(#[from] crate::shared::SharedError),
     #[error("cannot listen on {addr} (server.admin_listen, ECR_PROXY_ADMIN_LISTEN): {source}")]
     AdminBind {
         addr: SocketAddr,
@@ -295,6 +300,7 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         }
         None => None,
     };
+    let shared = crate::shared::Shared::new(&config.sessions, metrics.clone())?;
     let app = Arc::new(App {
         ecr: ecr.with_metrics(metrics.clone()),
         sessions,
@@ -307,7 +313,16 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         auth,
         cache,
         flights: cached::flight::Flights::default(),
+        shared,
     });
+    if let Some(shared) = &app.shared {
+        let weak = Arc::downgrade(&app);
+        shared.on_invalidation(move |notice| {
+            if let Some(app) = weak.upgrade() {
+                invalidated(&app, notice);
+            }
+        });
+    }
     tracing::info!(%addr, tls = tls.is_some(), "registry listening");
     let stop = Stop::default();
     let serves_tls = tls.is_some();
@@ -326,6 +341,44 @@ pub async fn start(config: ProxyConfig) -> Result<RunningProxy, StartError> {
         admin,
         tls: serves_tls,
     })
+}
+
+/// What another replica (or this one) announced through `[sessions]`: the in-memory manifest
+/// cache and, with `[cache]`, the disk cache forget it. After a lost subscription the in-memory
+/// cache is cleared, since deletes may have been missed (the disk cache re-asks ECR past
+/// `cache.tag_ttl_secs`).
+fn invalidated(app: &App, notice: crate::shared::Notice) {
+    use crate::shared::Notice;
+    let msg = match notice {
+        Notice::Resubscribed => {
+            app.manifests.clear();
+            tracing::info!(
+                "cleared the in-memory manifest cache: invalidations from other replicas may                  have been missed while the Redis subscription was down"
+            );
+            return;
+        }
+        Notice::Invalidate(msg) => msg,
+    };
+    let valid = crate::names::is_repository_name(&msg.repository)
+        && msg.tag.as_deref().is_none_or(crate::names::is_oci_tag)
+        && msg
+            .digest
+            .as_deref()
+            .is_none_or(|d| crate::digest::Digest::parse(d).is_ok());
+    if !valid {
+        tracing::warn!(
+            ?msg,
+            "ignored an invalidation naming no valid repository, tag or digest"
+        );
+        return;
+    }
+    tracing::debug!(?msg, "invalidation from a replica");
+    if let (crate::shared::InvalidationKind::Delete, Some(d)) = (msg.kind, &msg.digest) {
+        app.manifests.remove(&msg.repository, d);
+    }
+    if let Some(cache) = &app.cache {
+        cached::manifests::forget_elsewhere(cache, &msg);
+    }
 }
 
 /// The proxy's metrics, with the gauges read from `sessions` at each scrape (weakly: the

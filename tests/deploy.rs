@@ -1,6 +1,6 @@
 //! The deployment files tested against the code: the Kubernetes manifests under
 //! `deploy/kubernetes` (`kubernetes.rs`: parsing, command line, config, probes; `pods.rs`: memory,
-//! grace, credentials, privileges, network; `front_door.rs`: auth and TLS from Secrets), read through `manifests.rs`, `dockerfile.rs` and
+//! grace, credentials, privileges, network; `replicas.rs`: the Redis replicas share; `front_door.rs`: auth and TLS from Secrets), read through `manifests.rs`, `dockerfile.rs` and
 //! `proxy_container.rs`; and the container image of `deploy/Dockerfile`, built offline and run
 //! (`image.rs`). The IAM
 //! policies are checked in `tests/invariants.rs`.
@@ -19,6 +19,8 @@ mod manifests;
 mod pods;
 #[path = "deploy/proxy_container.rs"]
 mod proxy_container;
+#[path = "deploy/replicas.rs"]
+mod replicas;
 // The proxy tests' helpers (emulator client, OCI layouts, skopeo, tool checks); this target uses
 // a few of them.
 #[allow(dead_code)]

@@ -118,6 +118,7 @@ fn module_arrows_run_one_way() {
         ("src/auth", &["proxy", "ecr", "emulator"][..]),
         ("src/watch", &["proxy", "ecr", "auth", "emulator"][..]),
         ("src/cache", &["proxy", "ecr", "auth", "emulator"][..]),
+        ("src/shared", &["proxy", "ecr", "auth", "emulator"][..]),
     ];
     let sources = all_sources();
     for (prefix, forbidden) in rules {

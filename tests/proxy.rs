@@ -43,6 +43,8 @@ mod mirror;
 mod oidc;
 #[path = "proxy/pull.rs"]
 mod pull;
+#[path = "proxy/replicas.rs"]
+mod replicas;
 #[path = "proxy/request_timeout.rs"]
 mod request_timeout;
 #[path = "proxy/resilience.rs"]

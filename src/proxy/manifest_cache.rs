@@ -1,7 +1,9 @@
 //! Manifests fetched by digest, kept so repeated pulls skip ECR: a cache keyed by (repository,
 //! digest), bounded by total bytes, evicting the oldest entries first. A manifest's bytes never
 //! change, but the image can go away, so an entry must not outlive it:
-//! - every delete through this proxy removes what ECR removed (`remove`);
+//! - every delete through this proxy removes what ECR removed (`remove`), and so does one
+//!   through another replica when `[sessions]` shares invalidations (`remove`, or `clear` when
+//!   some may have been missed);
 //! - a fetch that raced with a delete does not put its stale answer back (`generation`);
 //! - an entry is served for at most `TTL`, which bounds what this proxy cannot see: deletes
 //!   through another replica or directly in ECR, and lifecycle-policy expiry.
@@ -138,6 +140,15 @@ impl ManifestCache {
         }
     }
 
+    /// Forget every entry (invalidations from other replicas may have been missed).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.map.clear();
+        inner.order.clear();
+        inner.size = 0;
+    }
+
     /// Forget a manifest whose image ECR removed (or may have removed).
     pub fn remove(&self, repo: &str, digest: &str) {
         let mut inner = self.lock();
@@ -181,6 +192,19 @@ mod tests {
         assert!(c.get("r", "a").is_none());
         c.put("r", "a", e(4), c.generation());
         assert!(c.get("r", "a").is_some());
+    }
+
+    #[test]
+    fn clear_forgets_everything_and_drops_racing_fetches() {
+        let c = ManifestCache::new(100);
+        c.put("r", "a", e(4), 0);
+        let seen = c.generation();
+        c.clear();
+        assert!(c.get("r", "a").is_none());
+        c.put("r", "b", e(4), seen);
+        assert!(c.get("r", "b").is_none());
+        c.put("r", "b", e(4), c.generation());
+        assert!(c.get("r", "b").is_some());
     }
 
     #[test]

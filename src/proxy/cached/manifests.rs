@@ -8,7 +8,8 @@
 //! After one failed lookup ECR is taken as unreachable for a few seconds, so stale answers do
 //! not each wait for another failing call. Concurrent lookups of one manifest share one ECR call
 //! (`flight`); an answer fetched across a push or delete through the proxy is served but not
-//! kept. Pushes and deletes keep the cache right (`remember_push`, `forget_delete`).
+//! kept. Pushes and deletes keep the cache right (`remember_push`, `forget_delete`), and so do
+//! those made through another replica, announced through `[sessions]` (`forget_elsewhere`).
 
 use super::flight::Flights;
 use crate::cache::{Cache, Manifest, Tag};
@@ -188,5 +189,25 @@ pub fn forget_delete(cache: &Cache, name: &str, reference: &Reference, removed: 
                 }
             }
         }
+    }
+}
+
+/// A push or delete made through another replica (`shared::Invalidation`): whatever this
+/// replica's cache knows about it is forgotten, never rewritten (the next pull asks ECR). A tag
+/// pushed or deleted: that tag. An image deleted by digest: the manifest for the repository and
+/// every tag pointing to it.
+pub fn forget_elsewhere(cache: &Cache, msg: &crate::shared::Invalidation) {
+    cache.changed();
+    let name = msg.repository.as_str();
+    match (&msg.tag, &msg.digest) {
+        (Some(tag), _) => cache.forget_tag(name, tag),
+        (None, Some(d)) => {
+            if let Ok(d) = Digest::parse(d) {
+                if msg.kind == crate::shared::InvalidationKind::Delete {
+                    cache.forget_manifest(name, d.hex());
+                }
+            }
+        }
+        (None, None) => {}
     }
 }

@@ -1,7 +1,8 @@
 //! `/v2/<name>/manifests/<reference>`: PUT via PutImage (the bytes forwarded unchanged; by digest
 //! with `?tag=` parameters, once per tag, each answered with `OCI-Tag`), GET and HEAD via
 //! BatchGetImage (the stored bytes and media type, by digest through the manifest cache), DELETE
-//! via BatchDeleteImage (which the cache is told about).
+//! via BatchDeleteImage (which the cache is told about). With `[sessions]`, other replicas are
+//! told about tags pushed and manifests or tags deleted (`announce`), once ECR accepted them.
 
 use crate::body::{self, Body};
 use crate::digest::Digest;
@@ -10,6 +11,7 @@ use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::manifest_cache::Cached;
 use crate::proxy::route::Reference;
 use crate::proxy::{repos, App};
+use crate::shared::{Invalidation, InvalidationKind};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -84,6 +86,15 @@ pub async fn put(
     }
     for tag in &tags {
         store(app, name, text, &media_type, Some(tag), given, &digest).await?;
+    }
+    for tag in &tags {
+        announce(
+            app,
+            InvalidationKind::Push,
+            name,
+            Some(tag),
+            digest.as_str(),
+        );
     }
     if let Some(cache) = &app.cache {
         use crate::proxy::cached::manifests::remember_push;
@@ -297,6 +308,9 @@ pub async fn delete(
         gone.extend(digest.map(str::to_string));
         crate::proxy::cached::manifests::forget_delete(cache, name, reference, &gone);
     }
+    for d in &removed {
+        announce(app, InvalidationKind::Delete, name, tag, d);
+    }
     if removed.is_empty() {
         return Err(RegistryError::ManifestUnknown(format!(
             "{name}:{reference}"
@@ -307,4 +321,17 @@ pub async fn delete(
         .header(header::CONTENT_LENGTH, 0)
         .body(body::empty())
         .expect("valid response"))
+}
+
+/// Tell other replicas (with `[sessions]`) that ECR accepted a change: fire and forget, so Redis
+/// being down neither fails nor slows the request.
+fn announce(app: &App, kind: InvalidationKind, name: &str, tag: Option<&str>, digest: &str) {
+    if let Some(shared) = &app.shared {
+        shared.invalidate(Invalidation {
+            kind,
+            repository: name.to_string(),
+            tag: tag.map(str::to_string),
+            digest: Some(digest.to_string()),
+        });
+    }
 }
