@@ -6,18 +6,20 @@
 //! alive.
 //!
 //! Owns the Redis client and nothing else: it knows no HTTP, no ECR, no proxy types (the proxy
-//! hands it callbacks), and stores nothing session-specific yet; a session store builds on the
+//! hands it callbacks), and `uploads` is the upload session store (record, tail, fenced lock) built on the
 //! plain operations below (`get`, `set_ex`, `del`, `eval`, `publish`). Every key and channel name
 //! given to them is put after `key_prefix`.
 
 mod health;
 pub mod invalidate;
 mod subscriber;
+pub mod uploads;
 
 pub use invalidate::Notice;
 pub use invalidate::{Invalidation, InvalidationKind};
 pub use redis::Script;
 pub use subscriber::SubscriptionEvent;
+pub use uploads::{Lease, UploadRecord};
 
 use crate::config::SessionsSettings;
 use crate::metrics::Metrics;

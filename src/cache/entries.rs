@@ -9,7 +9,6 @@ use super::{meta, Cache, Manifest, Tag, UNREACHABLE_FOR};
 use std::time::{Duration, SystemTime};
 
 impl Cache {
-
     pub fn manifest(&self, repository: &str, hex: &str) -> Option<Manifest> {
         if !is_hex(hex) || !self.layout.manifest_link(repository, hex).exists() {
             return None;

@@ -1,12 +1,15 @@
 //! Several proxies sharing one Redis (`[sessions] redis_url`) in front of one emulator: a
 //! manifest deleted or re-tagged through one replica is gone from the others' caches within a
 //! second; with Redis stopped pulls and pushes go on, and once it is back invalidations work
-//! again; and pulls through Debian's haproxy in round-robin in front of two replicas.
+//! again; pulls through Debian's haproxy in round-robin in front of two replicas; and the upload
+//! session store's fenced lock (`replicas/store.rs`).
 
 #[path = "replicas/balancer.rs"]
 mod balancer;
 #[path = "replicas/redis.rs"]
 mod redis;
+#[path = "replicas/store.rs"]
+mod store;
 
 use crate::cache::{pull, OCI};
 use crate::support::*;
