@@ -146,13 +146,3 @@ pub async fn push_image(
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     (m, layer)
 }
-
-/// The sum of a counter's samples in the proxy's `/metrics` whose line contains `filter`.
-pub async fn counter(s: &Stack, name: &str, filter: &str) -> f64 {
-    let r = request("GET", &s.url("/metrics"), &[], Bytes::new()).await;
-    String::from_utf8_lossy(&r.body)
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}

@@ -11,7 +11,7 @@ mod docker;
 #[path = "auth_clients/skopeo.rs"]
 mod skopeo;
 
-pub use crate::auth::{basic, counter, stack_with, EXAMPLE};
+pub use crate::auth::{basic, stack_with, EXAMPLE};
 use crate::support::*;
 use bytes::Bytes;
 use std::process::Output;
@@ -33,28 +33,6 @@ pub fn printed(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// A tar archive (ustar) holding one regular file `name` with `content`: a layer containerd
-/// and docker can unpack.
-pub fn tar_layer(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..108].copy_from_slice(b"0000644\0"); // mode
-    h[108..116].copy_from_slice(b"0000000\0"); // uid
-    h[116..124].copy_from_slice(b"0000000\0"); // gid
-    h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0"); // mtime
-    h[148..156].copy_from_slice(b"        "); // the checksum counts itself as spaces
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(content);
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
-    out
 }
 
 /// This machine's architecture as image platforms name it.

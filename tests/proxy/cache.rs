@@ -99,16 +99,6 @@ pub async fn pull(url: &str, repo: &str, reference: &str) -> Result<Bytes, Strin
     Ok(r.body)
 }
 
-/// The proxy's counter `name` (summed over the samples whose line contains `filter`).
-pub async fn metric(s: &Stack, name: &str, filter: &str) -> f64 {
-    let r = request("GET", &s.url("/metrics"), &[], Bytes::new()).await;
-    String::from_utf8_lossy(&r.body)
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Bytes in files under `dir`, recursively.
 pub fn disk_use(dir: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {

@@ -31,7 +31,7 @@ pub struct Image {
 
 impl Image {
     pub fn new(seed: u64) -> Image {
-        let layer = tar("data.bin", &data(seed, 70_000));
+        let layer = tar_layer("data.bin", &data(seed, 70_000));
         let arch = match std::env::consts::ARCH {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
@@ -64,27 +64,6 @@ impl Image {
         let r = put_manifest(s, &format!("/v2/{repo}/manifests/{tag}"), &self.manifest).await;
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     }
-}
-
-/// A ustar archive holding one regular file.
-fn tar(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[100..108].copy_from_slice(b"0000644\0");
-    h[108..116].copy_from_slice(b"0000000\0");
-    h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
-    h[136..148].copy_from_slice(b"00000000000\0");
-    h[148..156].copy_from_slice(b"        ");
-    h[156] = b'0';
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(content);
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
-    out
 }
 
 async fn put_manifest(s: &Stack, path: &str, manifest: &[u8]) -> Resp {

@@ -408,9 +408,9 @@ impl OciLayout {
 }
 
 /// Run `skopeo --insecure-policy ARGS` with its state (auth files, blob-info cache, temporary
-/// files) kept in `home`; panics with its output unless it succeeds.
-pub async fn skopeo(home: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = tokio::process::Command::new("skopeo")
+/// files) kept in `home`, whatever its outcome.
+pub async fn skopeo_output(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("skopeo")
         .arg("--insecure-policy")
         .args(args)
         .env("HOME", home)
@@ -419,7 +419,12 @@ pub async fn skopeo(home: &std::path::Path, args: &[&str]) -> std::process::Outp
         .kill_on_drop(true)
         .output()
         .await
-        .expect("skopeo runs");
+        .expect("skopeo runs")
+}
+
+/// `skopeo_output`, panicking with skopeo's output unless it succeeds.
+pub async fn skopeo(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let out = skopeo_output(home, args).await;
     assert!(
         out.status.success(),
         "skopeo {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -428,4 +433,37 @@ pub async fn skopeo(home: &std::path::Path, args: &[&str]) -> std::process::Outp
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A tar archive (ustar) holding one regular file `name` with `content`: a layer containerd
+/// and docker can unpack.
+pub fn tar_layer(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0"); // mode
+    h[108..116].copy_from_slice(b"0000000\0"); // uid
+    h[116..124].copy_from_slice(b"0000000\0"); // gid
+    h[124..136].copy_from_slice(format!("{:011o}\0", content.len()).as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0"); // mtime
+    h[148..156].copy_from_slice(b"        "); // the checksum counts itself as spaces
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(content);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+/// The sum of the samples of metric `name` in the proxy's `/metrics` whose line contains
+/// `filter` (`""`: all of them).
+pub async fn metric(s: &Stack, name: &str, filter: &str) -> f64 {
+    let r = request("GET", &s.url("/metrics"), &[], Bytes::new()).await;
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -152,7 +152,7 @@ async fn wrong_passwords_and_unknown_users_get_401() {
     )
     .await;
     assert_eq!(ok.status, 200);
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 8.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 8.0);
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn bob_may_pull_but_not_push_and_nothing_reaches_ecr() {
     };
     let alice = basic("alice", "alice-pw");
     let (m, layer) = push_image(&s, "team-a/app", "v1", &alice, 1).await;
-    let calls_before = counter(&s, "ecr_proxy_ecr_calls_total", "").await;
+    let calls_before = metric(&s, "ecr_proxy_ecr_calls_total", "").await;
     let bob = basic("bob", "bob-pw");
     // Basic credentials, then a token that asked for push (and got only pull).
     let tok = token(&s, Some(&bob), &["repository:team-a/app:pull,push"]).await;
@@ -194,7 +194,7 @@ async fn bob_may_pull_but_not_push_and_nothing_reaches_ecr() {
         assert_eq!((r.status, r.error_code().as_str()), (403, "DENIED"));
     }
     assert_eq!(
-        counter(&s, "ecr_proxy_ecr_calls_total", "").await,
+        metric(&s, "ecr_proxy_ecr_calls_total", "").await,
         calls_before,
         "a refused request makes no ECR call"
     );
@@ -218,11 +218,11 @@ async fn bob_may_pull_but_not_push_and_nothing_reaches_ecr() {
         .unwrap();
     assert_eq!(tags.image_ids().len(), 1, "no v2 tag reached ECR");
     assert_eq!(
-        counter(&s, "ecr_proxy_auth_denials_total", "forbidden").await,
+        metric(&s, "ecr_proxy_auth_denials_total", "forbidden").await,
         3.0
     );
     assert_eq!(
-        counter(&s, "ecr_proxy_auth_denials_total", "insufficient_scope").await,
+        metric(&s, "ecr_proxy_auth_denials_total", "insufficient_scope").await,
         3.0
     );
 }
@@ -296,7 +296,7 @@ async fn a_token_is_good_only_for_its_scope_and_its_lifetime() {
     )
     .await;
     assert_eq!(r.status, 401);
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "expired").await >= 1.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "expired").await >= 1.0);
 }
 
 /// A token as the proxy signs them, for alice to pull `team-a/app`, valid from `nbf` to `exp`

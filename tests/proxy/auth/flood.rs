@@ -63,5 +63,5 @@ async fn a_flood_of_wrong_passwords_does_not_stop_clients_with_tokens() {
     for f in flood {
         assert_eq!(f.await.unwrap(), 401);
     }
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= GUESSES as f64);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= GUESSES as f64);
 }

@@ -61,7 +61,7 @@ async fn alice_pushes_and_pulls_with_basic_credentials_and_with_tokens() {
     )
     .await;
     assert_eq!(r.status, 403);
-    assert!(counter(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 2.0);
+    assert!(metric(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 2.0);
 }
 
 #[tokio::test]

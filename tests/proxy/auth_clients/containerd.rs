@@ -204,7 +204,7 @@ async fn ctr_pulls_as_bob_and_pushes_as_alice() {
         assert!(got.stdout == *layer, "layer {} differs", digest(layer));
     }
     assert!(
-        counter(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 1.0,
+        metric(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 1.0,
         "containerd got its token from /token"
     );
 

@@ -149,7 +149,7 @@ async fn docker_login_push_and_pull_as_alice() {
     );
     assert_eq!(digest(&ecr_manifest(&s, repo, "v1").await), d);
     assert!(
-        counter(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 1.0,
+        metric(&s, "ecr_proxy_auth_tokens_issued_total", "").await >= 1.0,
         "docker used the token flow"
     );
 
@@ -231,7 +231,7 @@ async fn docker_push_without_login_as_bob_or_with_a_wrong_password_is_refused() 
     );
 
     assert_eq!(ecr_image_count(&s, repo).await, 0, "nothing reached ECR");
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "insufficient_scope").await >= 1.0);
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "unauthenticated").await >= 1.0);
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 1.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "insufficient_scope").await >= 1.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "unauthenticated").await >= 1.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 1.0);
 }

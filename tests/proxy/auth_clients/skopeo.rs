@@ -7,16 +7,7 @@ use super::*;
 /// `skopeo --insecure-policy ARGS` with its state in `home` (as `support::skopeo`), expected to
 /// fail; what it printed.
 async fn skopeo_refused(home: &std::path::Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("skopeo")
-        .arg("--insecure-policy")
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", home)
-        .env("TMPDIR", home)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("skopeo runs");
+    let out = skopeo_output(home, args).await;
     assert!(!out.status.success(), "skopeo {args:?}: {}", describe(&out));
     printed(&out)
 }
@@ -154,5 +145,5 @@ async fn skopeo_as_bob_may_not_push_and_wrong_passwords_are_refused() {
     )
     .await;
     assert!(said.contains("unauthorized"), "{said}");
-    assert!(counter(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 2.0);
+    assert!(metric(&s, "ecr_proxy_auth_denials_total", "bad_credentials").await >= 2.0);
 }

@@ -128,22 +128,20 @@ async fn the_issue_s_configuration_works_as_written_with_skopeo_over_tls() {
 
     // bob may not push, and a wrong password is refused: skopeo fails, saying so.
     for (creds, want) in [("bob:bob-pw", "denied"), ("alice:wrong", "unauthorized")] {
-        let run = tokio::process::Command::new("skopeo")
-            .args([
-                "--insecure-policy",
+        let dest = format!("docker://{}/team-a/app:v2", s.host());
+        let run = skopeo_output(
+            tmp.path(),
+            &[
                 "copy",
                 "--dest-cert-dir",
                 &certs,
                 "--dest-creds",
                 creds,
                 &from,
-            ])
-            .arg(format!("docker://{}/team-a/app:v2", s.host()))
-            .env("HOME", tmp.path())
-            .env("TMPDIR", tmp.path())
-            .output()
-            .await
-            .unwrap();
+                &dest,
+            ],
+        )
+        .await;
         let err = String::from_utf8_lossy(&run.stderr).to_lowercase();
         assert!(
             !run.status.success() && err.contains(want),
