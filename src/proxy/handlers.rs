@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn dispatch(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let head = req.method() == Method::HEAD;
     match req.uri().path() {
         "/healthz" => {
@@ -45,7 +45,12 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Result<Response<
         }
         _ => {}
     }
-    let route = match route::parse(req.uri().path()) {
+    // Parsed once: the auth layer, when it runs, leaves the route it parsed for the request.
+    let parsed = match req.extensions_mut().remove::<Route>() {
+        Some(r) => Ok(r),
+        None => route::parse(req.uri().path()),
+    };
+    let route = match parsed {
         Ok(r) => r,
         Err(e) => {
             if matches!(e, RouteError::UnstoredBlob(_)) {

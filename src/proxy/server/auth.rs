@@ -247,6 +247,11 @@ async fn authorize(app: &App, auth: &Auth, req: &mut Parts) -> Result<(), Regist
         }
     }
     req.extensions.insert(subject);
+    if let Some(r) = route {
+        // Dispatch uses it rather than parse the path again (a mount dropped above changed
+        // only the query).
+        req.extensions.insert(r);
+    }
     Ok(())
 }
 
