@@ -22,7 +22,10 @@ use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-pub async fn dispatch(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn dispatch(
+    app: Arc<App>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let head = req.method() == Method::HEAD;
     match req.uri().path() {
         "/healthz" => {
