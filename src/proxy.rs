@@ -373,6 +373,12 @@ fn invalidated(app: &App, notice: crate::shared::Notice) {
         return;
     }
     tracing::debug!(?msg, "invalidation from a replica");
+    if msg.kind == crate::shared::InvalidationKind::Upload {
+        if let Some(id) = &msg.upload {
+            app.sessions.remove_in(&msg.repository, id);
+        }
+        return;
+    }
     if let (crate::shared::InvalidationKind::Delete, Some(d)) = (msg.kind, &msg.digest) {
         app.manifests.remove(&msg.repository, d);
     }
