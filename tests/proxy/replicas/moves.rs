@@ -1,7 +1,8 @@
 //! One upload's requests on different replicas, each request on the next one: POST on A, each
 //! 3 MiB PATCH and each status GET on another, PUT on yet another. The bytes reach ECR in parts
 //! of exactly 10, 10 and 5 MiB and read back whole; a wrong digest is ECR's verdict and leaves
-//! nothing; a cancel on one replica ends the upload on all.
+//! nothing; a cancel on one replica ends the upload on all; a stored upload expires after the
+//! session idle time, as a local one does, unless requests on any replica keep it alive.
 
 use super::{Redis, Replicas};
 use crate::support::*;
@@ -23,33 +24,37 @@ async fn begin(url: &str, repo: &str) -> String {
     r.header("location").to_string()
 }
 
+/// PATCH `piece` as the bytes from `start` on, through `url`: the next location.
+async fn patch_one(url: &str, loc: &str, start: usize, piece: &[u8]) -> String {
+    let end = start + piece.len() - 1;
+    let range = format!("{start}-{end}");
+    let r = request(
+        "PATCH",
+        &format!("{url}{loc}"),
+        &[
+            ("Content-Range", range.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        piece.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        202,
+        "PATCH {range} on {url}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.header("range"), format!("0-{end}"), "PATCH {range}");
+    r.header("location").to_string()
+}
+
 /// Send `bytes` in `chunk`-sized PATCHes, request `i` to `urls[i % len]`, checking each answer's
 /// `Range` and, between PATCHes, the status through the replica after.
 async fn patch_around(urls: &[String], mut loc: String, bytes: &[u8], chunk: usize) -> String {
     for (i, piece) in bytes.chunks(chunk).enumerate() {
         let start = i * chunk;
         let end = start + piece.len() - 1;
-        let url = &urls[i % urls.len()];
-        let range = format!("{start}-{end}");
-        let r = request(
-            "PATCH",
-            &format!("{url}{loc}"),
-            &[
-                ("Content-Range", range.as_str()),
-                ("Content-Type", "application/octet-stream"),
-            ],
-            piece.to_vec(),
-        )
-        .await;
-        assert_eq!(
-            r.status,
-            202,
-            "PATCH {i} on replica {}: {}",
-            i % urls.len(),
-            String::from_utf8_lossy(&r.body)
-        );
-        assert_eq!(r.header("range"), format!("0-{end}"), "PATCH {i}");
-        loc = r.header("location").to_string();
+        loc = patch_one(&urls[i % urls.len()], &loc, start, piece).await;
         let next = &urls[(i + 1) % urls.len()];
         let r = request("GET", &format!("{next}{loc}"), &[], Bytes::new()).await;
         assert_eq!(r.status, 204, "status after PATCH {i}");
@@ -166,6 +171,37 @@ async fn a_wrong_digest_across_replicas_is_ecrs_verdict_and_a_cancel_ends_the_up
         .await;
         assert_eq!(
             (r.status, r.error_code().as_str()),
+            (404, "BLOB_UPLOAD_UNKNOWN")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stored_upload_expires_after_the_same_idle_time_as_a_local_one() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let idle = "[uploads]\nidle_timeout_secs = 2\n";
+    let r = Replicas::start(&redis.url(), &[idle, idle, idle]).await;
+    let urls: Vec<String> = (0..3).map(|i| r.url(i)).collect();
+    let bytes = data(33, 6 * MIB);
+
+    // Kept alive by requests on other replicas for longer than the idle time: it goes on.
+    let mut loc = begin(&urls[0], "moves/idle").await;
+    for (i, piece) in bytes.chunks(MIB).enumerate() {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        loc = patch_one(&urls[(i + 1) % 3], &loc, i * MIB, piece).await;
+    }
+    let resp = put(&urls[0], &loc, &digest(&bytes)).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+
+    // Left idle: gone from every replica and from Redis after the idle time.
+    let loc = begin(&urls[1], "moves/idle").await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    for url in &urls {
+        let gone = request("GET", &format!("{url}{loc}"), &[], Bytes::new()).await;
+        assert_eq!(
+            (gone.status, gone.error_code().as_str()),
             (404, "BLOB_UPLOAD_UNKNOWN")
         );
     }
