@@ -25,7 +25,7 @@ fn name(i: usize) -> (String, String) {
 fn layers(i: usize) -> Vec<(u64, usize)> {
     let seed = 1000 + 10 * i as u64;
     let mut layers = vec![(seed, 300 * 1024 + 37 * i), (seed + 1, 2 * MIB + 4099 * i)];
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         layers.push((seed + 2, 64 * MIB));
     }
     if i % 5 == 3 {
