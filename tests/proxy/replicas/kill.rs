@@ -58,6 +58,10 @@ async fn a_replica_killed_mid_push_and_the_retry_through_the_balancer_succeeds()
     let victim = victim.expect("no replica received the large layer");
     c.replicas[victim].kill9();
     let first = first.await.unwrap();
+    assert!(
+        !first.status.success(),
+        "the push went on although replica {victim}, which received its large layer, was killed"
+    );
 
     let retry = skopeo_push(&home, &layout, TAG, &dest).await;
     assert!(
