@@ -8,7 +8,7 @@
 
 use super::client::{begin, patch, put, text, BOUND};
 use super::cluster::Cluster;
-use super::verify::{assert_parts, layer_bytes};
+use super::verify::assert_blobs_in_ecr;
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -295,38 +295,5 @@ async fn redis_restarted_mid_load_leaves_clean_answers_and_exact_layers() {
         .flat_map(|u| (0..BLOBS_EACH).map(move |b| blob(u, b)))
         .collect();
     blobs.extend(fresh);
-    assert_blobs_in_ecr(&c, &bases[0], &blobs).await;
-}
-
-/// Reference `blobs` from a manifest (ECR serves only referenced layers), then compare.
-async fn assert_blobs_in_ecr(c: &Cluster, base: &str, blobs: &[Vec<u8>]) {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let cd = digest(&config);
-    let url = format!("{base}/v2/{REPO}/blobs/uploads/?digest={cd}");
-    let r = request("POST", &url, &[], config.clone()).await;
-    assert_eq!(r.status, 201, "{}", text(&r));
-    let layers: Vec<String> = blobs
-        .iter()
-        .map(|b| {
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}"#,
-                digest(b),
-                b.len()
-            )
-        })
-        .collect();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        layers.join(",")
-    );
-    let url = format!("{base}/v2/{REPO}/manifests/all");
-    let r = request("PUT", &url, &[("Content-Type", OCI_MANIFEST)], manifest).await;
-    assert_eq!(r.status, 201, "{}", text(&r));
-    for b in blobs {
-        let d = digest(b);
-        assert_parts(&c.emu, REPO, &d, b.len());
-        let got = layer_bytes(&c.ecr, REPO, &d).await;
-        assert!(got.as_ref() == b.as_slice(), "layer {d} differs in ECR");
-    }
+    assert_blobs_in_ecr(&c.ecr, &c.emu, &bases[0], REPO, &blobs).await;
 }

@@ -162,3 +162,44 @@ pub async fn assert_image(
         assert_parts(emu, repo, &d, blob.len());
     }
 }
+
+/// `blobs`, uploaded to `repo`, are layers in ECR with exactly their bytes, in exact parts: a
+/// manifest referencing them is pushed through the proxy at `base` (ECR serves only referenced
+/// layers), then each is downloaded and compared.
+pub async fn assert_blobs_in_ecr(
+    ecr: &aws_sdk_ecr::Client,
+    emu: &RunningEmulator,
+    base: &str,
+    repo: &str,
+    blobs: &[Vec<u8>],
+) {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let cd = digest(&config);
+    let url = format!("{base}/v2/{repo}/blobs/uploads/?digest={cd}");
+    let r = request("POST", &url, &[], config.clone()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let layers: Vec<String> = blobs
+        .iter()
+        .map(|b| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}"#,
+                digest(b),
+                b.len()
+            )
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        layers.join(",")
+    );
+    let url = format!("{base}/v2/{repo}/manifests/all");
+    let r = request("PUT", &url, &[("Content-Type", OCI_MANIFEST)], manifest).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    for b in blobs {
+        let d = digest(b);
+        assert_parts(emu, repo, &d, b.len());
+        let got = layer_bytes(ecr, repo, &d).await;
+        assert!(got.as_ref() == b.as_slice(), "layer {d} differs in ECR");
+    }
+}
