@@ -6,12 +6,30 @@
 
 #[path = "replicas/balancer.rs"]
 mod balancer;
+#[path = "replicas/client.rs"]
+mod client;
+#[path = "replicas/cluster.rs"]
+mod cluster;
+#[path = "replicas/docker_image.rs"]
+mod docker_image;
+#[path = "replicas/kill.rs"]
+mod kill;
 #[path = "replicas/moves.rs"]
 mod moves;
+#[path = "replicas/outage.rs"]
+mod outage;
+#[path = "replicas/processes.rs"]
+mod processes;
+#[path = "replicas/pushes.rs"]
+mod pushes;
 #[path = "replicas/redis.rs"]
 mod redis;
 #[path = "replicas/store.rs"]
 mod store;
+#[path = "replicas/verify.rs"]
+mod verify;
+#[path = "replicas/wrong_digest.rs"]
+mod wrong_digest;
 
 use crate::cache::{pull, OCI};
 use crate::support::*;
