@@ -2,7 +2,8 @@
 //! manifest deleted or re-tagged through one replica is gone from the others' caches within a
 //! second; with Redis stopped pulls and tags go on, uploads get 503 with Retry-After, and once
 //! it is back invalidations work again; pulls through Debian's haproxy in round-robin in front of two replicas; and the upload
-//! session store's fenced lock (`replicas/store.rs`).
+//! session store's fenced lock (`replicas/store.rs`). `replicas/review*.rs`: the scenarios a review
+//! of the upload handover found broken.
 
 #[path = "replicas/balancer.rs"]
 mod balancer;
@@ -24,6 +25,10 @@ mod processes;
 mod pushes;
 #[path = "replicas/redis.rs"]
 mod redis;
+#[path = "replicas/review.rs"]
+mod review;
+#[path = "replicas/review_saves.rs"]
+mod review_saves;
 #[path = "replicas/store.rs"]
 mod store;
 #[path = "replicas/verify.rs"]
