@@ -1,8 +1,8 @@
 //! A writer's state going to and coming from the shared session store (`sessions::handover`):
-//! the raw bytes of the tail to save, and a tail (and a completion worth resending) restored
-//! from saved bytes. Part memory for a
-//! restored tail is taken before its bytes are fetched, so they are counted against the budget
-//! before they arrive. Knows nothing of Redis.
+//! the raw bytes of the tail to save (a parked tail read from its spool file: a save never waits
+//! for memory), and a tail (and a completion worth resending) restored from saved bytes. Part
+//! memory for a restored tail is taken before its bytes are fetched, so they are counted against
+//! the budget before they arrive. Knows nothing of Redis.
 
 use super::super::budget::PartMemory;
 use super::{Tail, WriteError, Writer};

@@ -1,7 +1,7 @@
-//! Review of the Redis upload-session wiring (issue 13, c81aeae): scenarios a client meets that
-//! the handover gets wrong (requests given up mid-way, a lease that runs out while a part lands;
-//! failed saves are in `review_saves.rs`), and the helpers both files use. Each test asserts
-//! what the client should see; on c81aeae they fail.
+//! Upload requests given up mid-way on a replica (while waiting for memory, while a full part
+//! waits for the one before) and a lease that would run out while a part lands: the upload stays
+//! usable from any replica (failed saves are in `saves.rs`), and the helpers both files use. Each
+//! test asserts what the client sees (they failed on the first wiring, c81aeae).
 //! The emulator is slowed down (`UploadLayerPart:latency=…`) so that a part is in flight, or the
 //! one part of a small buffer budget is taken, at a chosen moment; HTTP/2 stream resets stand for
 //! a client that gives up on a request (hyper drops the request's future at its current await).
@@ -208,7 +208,7 @@ async fn a_patch_reset_while_its_full_tail_waits_for_the_previous_part_can_be_re
     let r = start(&redis.url(), 2, "UploadLayerPart:latency=3000ms", &[PART5]).await;
     let (a, b) = (r.url(0), r.url(1));
     let blob = data(41, 12 * MIB);
-    let loc = begin(&a, "review/full").await;
+    let loc = begin(&a, "handover/full").await;
 
     let p = H2Patch::start(r.proxies[1].addr(), &loc, &[]).await;
     send_bytes(&p.tx, &blob[..10 * MIB]).await;
@@ -246,7 +246,7 @@ async fn a_stalled_patch_whose_part_lands_after_the_lease_is_still_saved() {
     let r = start(&redis.url(), 2, "UploadLayerPart:latency=13000ms", &env).await;
     let (a, b) = (r.url(0), r.url(1));
     let blob = data(42, 7 * MIB);
-    let loc = begin(&a, "review/lease").await;
+    let loc = begin(&a, "handover/lease").await;
 
     let (tx, answer) = h1_patch(format!("{b}{loc}"), vec![]);
     send_bytes(&tx, &blob[..6 * MIB]).await;
@@ -281,12 +281,12 @@ async fn a_patch_reset_while_it_waits_for_memory_does_not_keep_the_upload_locked
     let r = start(&redis.url(), 2, "UploadLayerPart:latency=15000ms", &env).await;
     let (a, b) = (r.url(0), r.url(1));
     let x = data(43, 2 * MIB);
-    let loc = begin(&a, "review/orphan").await;
+    let loc = begin(&a, "handover/orphan").await;
     let first = patch(&a, &loc, 0, &x[..MIB]).await;
     assert_eq!(first.status, 202, "{}", describe(&first));
 
     // Another upload takes B's one part of memory for 15 s (its part in flight).
-    let y = begin(&b, "review/other").await;
+    let y = begin(&b, "handover/other").await;
     let (b2, y2) = (b.clone(), y.clone());
     let other = tokio::spawn(async move { patch(&b2, &y2, 0, &data(44, 5 * MIB)).await });
     tokio::time::sleep(Duration::from_secs(1)).await;

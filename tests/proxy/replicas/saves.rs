@@ -1,9 +1,9 @@
-//! Review of the Redis upload-session wiring (issue 13, c81aeae), continued: saves that fail
-//! (no part memory to read a parked tail back, Redis refusing the write) and state that is kept
-//! only in the process that served a request (a throttled completion's resend). Each test
-//! asserts what the client should see; on c81aeae they fail. Helpers: `review.rs`.
+//! Saves of an upload's state that meet trouble (no part memory free while the tail is parked,
+//! Redis refusing the write) and state that must travel with the upload (a throttled
+//! completion's resend on another replica). Each test asserts what the client sees (they failed
+//! on the first wiring, c81aeae). Helpers: `dropped.rs`.
 
-use super::review::{begin, describe, h1_patch, patch, put, send_bytes, start, PART5};
+use super::dropped::{begin, describe, h1_patch, patch, put, send_bytes, start, PART5};
 use super::Redis;
 use crate::support::*;
 use bytes::Bytes;
@@ -26,12 +26,12 @@ async fn a_patch_whose_parked_tail_meets_a_full_budget_at_the_end_is_kept() {
     let r = start(&redis.url(), 1, "UploadLayerPart:latency=10000ms", &env).await;
     let a = r.url(0);
     let x = data(45, MIB);
-    let loc = begin(&a, "review/parked").await;
+    let loc = begin(&a, "handover/parked").await;
     let (tx, answer) = h1_patch(format!("{a}{loc}"), vec![]);
     send_bytes(&tx, &x).await;
     // The body pauses: after 2 s its tail is parked in the spool, its memory given back.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let y = begin(&a, "review/busy").await;
+    let y = begin(&a, "handover/busy").await;
     let (a2, y2) = (a.clone(), y.clone());
     let other = tokio::spawn(async move { patch(&a2, &y2, 0, &data(46, 5 * MIB)).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -78,7 +78,7 @@ async fn a_throttled_complete_retried_on_another_replica_completes() {
     let urls: Vec<String> = (0..3).map(|i| r.url(i)).collect();
     let bytes = data(47, MIB);
     let d = digest(&bytes);
-    let loc = begin(&urls[0], "review/complete").await;
+    let loc = begin(&urls[0], "handover/complete").await;
     let first = put(&urls[1], &loc, &d, bytes.clone()).await;
     assert_eq!(first.status, 429, "{}", describe(&first));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -125,7 +125,7 @@ async fn a_patch_answered_503_because_its_save_failed_can_be_retried() {
     let mut stored = Vec::new();
     let mut failed = None;
     for i in 0..4 {
-        let loc = begin(&a, "review/oom").await;
+        let loc = begin(&a, "handover/oom").await;
         let bytes = data(50 + i, 9 * MIB);
         let r = patch(&a, &loc, 0, &bytes).await;
         eprintln!("upload {i}: PATCH of 9 MiB: {}", describe(&r));
