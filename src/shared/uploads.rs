@@ -2,7 +2,10 @@
 //! Per upload (keys `upload:{ID}…`: the braces keep one upload's keys in one Redis Cluster slot):
 //! - a record (hash): repository, ECR upload id, part size, bytes ECR has acknowledged
 //!   (`committed`), bytes received, and the `version` that last saved it;
-//! - its tail: the bytes received after the last part (shorter than a part), raw;
+//! - its tail: the bytes received after the last part (at most a part), raw, in segments: each
+//!   save writes its new bytes with a plain SET under a key named by its token and lists it
+//!   (a big value never passes through a script, and no stored value grows in place); a save
+//!   that cannot append (anything shipped since, or too many segments) replaces the list;
 //! - a lock whose value is a fencing token (`fence`, counted in the record), held by the one
 //!   request working on the upload and renewed while it runs;
 //! - `busy`, set when a request takes the lock and cleared when it saves: found without a lock,
@@ -94,48 +97,71 @@ pub enum End {
 fn keys(id: &str) -> [String; 4] {
     [
         format!("upload:{{{id}}}"),
-        format!("upload:{{{id}}}:tail"),
+        format!("upload:{{{id}}}:segs"),
         format!("upload:{{{id}}}:lock"),
         format!("upload:{{{id}}}:busy"),
     ]
 }
 
+/// The tail segment a save under token `token` writes (`KEYS[1] .. ':seg:' .. token` in Lua).
+fn segment_key(id: &str, token: u64) -> String {
+    format!("upload:{{{id}}}:seg:{token}")
+}
+
+/// A tail of more segments than this is written whole at the next save (a client sending tiny
+/// chunks must not make loading a tail cost thousands of keys).
+pub const MAX_SEGMENTS: u64 = 32;
+
+/// Lua: call `f` with the key of each tail segment of the upload (`KEYS[1]` record, `KEYS[2]`
+/// segment list; segments share the record's hash tag).
+const EACH_SEGMENT: &str = r"local function each_segment(f)
+            for _, s in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do f(KEYS[1] .. ':seg:' .. s) end
+          end
+          local function expire_all(ttl)
+            redis.call('PEXPIRE', KEYS[1], ttl)
+            redis.call('PEXPIRE', KEYS[2], ttl)
+            each_segment(function(k) redis.call('PEXPIRE', k, ttl) end)
+          end
+          ";
+
 /// The record's fields, in the order the scripts return them.
 const FIELDS: &str =
     "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', 'version', 'completing'";
 
-/// `KEYS` record, tail, lock, busy; `ARGV` repository, ECR upload id, part size, ttl ms, lease
-/// ms (0: not locked). Version and token 1.
+/// `KEYS` record, segments, lock, busy; `ARGV` repository, ECR upload id, part size, ttl ms,
+/// lease ms (0: not locked). Version and token 1.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+    Script::new(&format!(
+        r"{EACH_SEGMENT}
+          each_segment(function(k) redis.call('DEL', k) end)
+          redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
           redis.call('HSET', KEYS[1], 'repository', ARGV[1], 'ecr_upload_id', ARGV[2],
             'part_size', ARGV[3], 'committed', 0, 'received', 0, 'version', 1, 'fence', 1,
             'completing', '')
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
-          redis.call('SET', KEYS[2], '', 'PX', ARGV[4])
           if ARGV[5] ~= '0' then
             redis.call('SET', KEYS[3], 1, 'PX', ARGV[5])
             redis.call('SET', KEYS[4], 1, 'PX', ARGV[4])
           end
-          return 1",
-    )
+          return 1"
+    ))
 });
 
-/// `KEYS` record, tail, lock, busy; `ARGV` lease ms, ttl ms.
+/// `KEYS` record, segments, lock, busy; `ARGV` lease ms, ttl ms.
 static BEGIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"if redis.call('EXISTS', KEYS[1]) == 0 then return {{'unknown'}} end
+        r"{EACH_SEGMENT}
+          if redis.call('EXISTS', KEYS[1]) == 0 then return {{'unknown'}} end
           if redis.call('EXISTS', KEYS[3]) == 1 then return {{'busy'}} end
           if redis.call('EXISTS', KEYS[4]) == 1 then
+            each_segment(function(k) redis.call('DEL', k) end)
             redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
             return {{'abandoned'}}
           end
           local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
           redis.call('SET', KEYS[3], token, 'PX', ARGV[1])
           redis.call('SET', KEYS[4], token, 'PX', ARGV[2])
-          redis.call('PEXPIRE', KEYS[1], ARGV[2])
-          redis.call('PEXPIRE', KEYS[2], ARGV[2])
+          expire_all(ARGV[2])
           local f = redis.call('HMGET', KEYS[1], {FIELDS})
           return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6], f[7]}}"
     ))
@@ -153,42 +179,65 @@ static STATUS: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// `KEYS` record, tail, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
-/// committed, received, tail bytes, stored tail length (append), ttl ms, completing ('' for none).
+/// `KEYS` record, segments, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
+/// committed, received, the new segment's name ('' for none: written before, under the token),
+/// stored tail length (append), ttl ms, completing ('' for none).
 static END: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'fenced' end
-          if ARGV[2] == 'append' and redis.call('STRLEN', KEYS[2]) ~= tonumber(ARGV[6]) then
-            return 'mismatch'
+    Script::new(&format!(
+        r"{EACH_SEGMENT}
+          if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'fenced' end
+          if ARGV[2] == 'append' then
+            local f = redis.call('HMGET', KEYS[1], 'committed', 'received')
+            if tonumber(f[2]) - tonumber(f[1]) ~= tonumber(ARGV[6])
+              or redis.call('LLEN', KEYS[2]) >= {MAX_SEGMENTS} then
+              return 'mismatch'
+            end
+          end
+          if ARGV[2] == 'replace' then
+            each_segment(function(k) if k ~= KEYS[1] .. ':seg:' .. ARGV[5] then redis.call('DEL', k) end end)
+            redis.call('DEL', KEYS[2])
           end
           if ARGV[2] ~= 'unchanged' then
+            if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
             redis.call('HSET', KEYS[1], 'committed', ARGV[3], 'received', ARGV[4],
               'version', ARGV[1], 'completing', ARGV[8])
-            if ARGV[2] == 'append' then redis.call('APPEND', KEYS[2], ARGV[5])
-            else redis.call('SET', KEYS[2], ARGV[5]) end
           end
-          redis.call('PEXPIRE', KEYS[1], ARGV[7])
-          redis.call('PEXPIRE', KEYS[2], ARGV[7])
+          expire_all(ARGV[7])
           redis.call('DEL', KEYS[3], KEYS[4])
-          return 'saved'",
-    )
+          return 'saved'"
+    ))
 });
 
-/// `KEYS` record, tail, lock, busy; `ARGV` token, lease ms, ttl ms.
+/// `KEYS` record, segments, lock, busy; `ARGV` token, lease ms, ttl ms.
 static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+    Script::new(&format!(
+        r"{EACH_SEGMENT}
+          if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
           redis.call('PEXPIRE', KEYS[3], ARGV[2])
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
-          redis.call('PEXPIRE', KEYS[2], ARGV[3])
           redis.call('PEXPIRE', KEYS[4], ARGV[3])
-          return 1",
-    )
+          expire_all(ARGV[3])
+          return 1"
+    ))
 });
 
-/// `KEYS` record, tail, lock, busy.
-static DELETE: LazyLock<Script> =
-    LazyLock::new(|| Script::new("return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])"));
+/// `KEYS` record, segments, lock, busy.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{EACH_SEGMENT}
+          each_segment(function(k) redis.call('DEL', k) end)
+          return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])"
+    ))
+});
+
+/// `KEYS` record, segments: the tail's segments in order.
+static TAIL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{EACH_SEGMENT}
+          local out = {{}}
+          each_segment(function(k) out[#out + 1] = redis.call('GET', k) or '' end)
+          return out"
+    ))
+});
 
 fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
@@ -301,7 +350,12 @@ impl Shared {
 
     /// The stored tail (empty when there is none).
     pub async fn upload_tail(&self, id: &str) -> Result<Vec<u8>, SharedError> {
-        Ok(self.get(&keys(id)[1]).await?.unwrap_or_default())
+        let k = keys(id);
+        let segments: Vec<Vec<u8>> = self.eval(&TAIL, &[&k[0], &k[1]], &[]).await?;
+        Ok(match segments.len() {
+            1 => segments.into_iter().next().unwrap_or_default(),
+            _ => segments.concat(),
+        })
     }
 
     /// Save where the upload stands and release the lock, if `lease` still holds it.
@@ -318,6 +372,16 @@ impl Shared {
             TailWrite::Replace(b) => (b"replace", b, 0),
             TailWrite::Append { at, bytes } => (b"append", bytes, at),
         };
+        // The bytes go in a key of their own, named by the token, with a plain SET (no script
+        // copies them, and no stored tail grows in place); the script then adds it to the tail.
+        let segment = match bytes.is_empty() {
+            true => String::new(),
+            false => {
+                let key = segment_key(&lease.upload, lease.token);
+                self.set_ex(&key, bytes, ttl).await?;
+                lease.token.to_string()
+            }
+        };
         let completing = at.completing.map(|c| c.to_string()).unwrap_or_default();
         let answer: String = self
             .eval(
@@ -328,18 +392,22 @@ impl Shared {
                     mode,
                     at.committed.to_string().as_bytes(),
                     at.received.to_string().as_bytes(),
-                    bytes,
+                    segment.as_bytes(),
                     stored.to_string().as_bytes(),
                     &ms(ttl),
                     completing.as_bytes(),
                 ],
             )
             .await?;
-        Ok(match answer.as_str() {
+        let end = match answer.as_str() {
             "saved" => End::Saved,
             "mismatch" => End::TailMismatch,
             _ => End::Fenced,
-        })
+        };
+        if end == End::Fenced && !segment.is_empty() {
+            self.del(&segment_key(&lease.upload, lease.token)).await?;
+        }
+        Ok(end)
     }
 
     /// Extend the lease (and the upload's expiry); false when it is no longer held.

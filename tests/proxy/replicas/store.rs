@@ -157,3 +157,50 @@ async fn a_renewed_lease_keeps_the_upload_and_delete_fences_its_holder_out() {
     assert_eq!(a.upload_status("up2").await.unwrap(), Status::Unknown);
     assert_eq!(a.upload_tail("up2").await.unwrap(), b"");
 }
+
+#[tokio::test]
+async fn a_tail_saved_in_many_small_appends_is_whole_and_written_anew_past_the_segment_limit() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = handles(&redis);
+    a.create_upload("up3", &record(), TTL, None).await.unwrap();
+    let mut want = Vec::new();
+    let mut compacted = 0;
+    for i in 0..40u64 {
+        let Begin::Locked(lease, seen) = a.begin_upload("up3", LEASE, TTL).await.unwrap() else {
+            panic!("free")
+        };
+        assert_eq!(seen.received, want.len() as u64);
+        let byte = [i as u8];
+        let append = TailWrite::Append {
+            at: want.len() as u64,
+            bytes: &byte,
+        };
+        let next = at(0, want.len() as u64 + 1);
+        match a.end_upload(&lease, next, append, TTL).await.unwrap() {
+            End::Saved => want.push(i as u8),
+            End::TailMismatch => {
+                // Too many segments: the holder writes the whole tail again, as one.
+                compacted += 1;
+                want.push(i as u8);
+                let whole = TailWrite::Replace(&want);
+                let end = a.end_upload(&lease, next, whole, TTL).await.unwrap();
+                assert_eq!(end, End::Saved);
+            }
+            End::Fenced => panic!("fenced out"),
+        }
+        assert_eq!(b.upload_tail("up3").await.unwrap(), want, "after save {i}");
+    }
+    assert_eq!(compacted, 1, "one rewrite after 32 segments");
+    a.delete_upload("up3").await.unwrap();
+    assert_eq!(b.upload_tail("up3").await.unwrap(), b"");
+    for token in 1..50 {
+        let key = format!("upload:{{up3}}:seg:{token}");
+        assert_eq!(
+            b.get(&key).await.unwrap(),
+            None,
+            "segment {token} left behind"
+        );
+    }
+}
