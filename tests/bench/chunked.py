@@ -124,7 +124,8 @@ def blob() -> tuple[bytes, str]:
     """256 MiB of seeded random bytes and their digest (made once, kept in memory)."""
     global _blob
     if _blob is None:
-        data = random.Random(SEED).randbytes(SIZE)
+        rng = random.Random(SEED)  # randbytes takes at most 2**31 bits at once
+        data = b"".join(rng.randbytes(min(4 * MiB, SIZE - i)) for i in range(0, SIZE, 4 * MiB))
         _blob = data, "sha256:" + hashlib.sha256(data).hexdigest()
     return _blob
 
