@@ -112,7 +112,8 @@ pub enum DrainError {
 pub struct Stopped {
     /// Connections still open at the end of the drain period (or at a second signal), cut.
     pub cut: usize,
-    /// Upload sessions open at the end: their clients must push those blobs again.
+    /// Upload sessions open at the end: their clients must push those blobs again (0 with a
+    /// shared session store: other replicas go on with them).
     pub unfinished_uploads: usize,
 }
 
@@ -198,6 +199,18 @@ impl RunningProxy {
         }?;
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
+        }
+        if self.app.shared.is_some() {
+            // Each upload's state is in Redis as its last request left it: other replicas go on.
+            let copies = self.app.sessions.len();
+            tracing::info!(
+                copies,
+                "stopped: uploads in progress stay in the shared session store for other replicas"
+            );
+            return Ok(Stopped {
+                cut: drained.cut,
+                unfinished_uploads: 0,
+            });
         }
         let unfinished_uploads = self.app.sessions.len();
         if unfinished_uploads > 0 {
@@ -373,6 +386,12 @@ fn invalidated(app: &App, notice: crate::shared::Notice) {
         return;
     }
     tracing::debug!(?msg, "invalidation from a replica");
+    if msg.kind == crate::shared::InvalidationKind::Upload {
+        if let Some(id) = &msg.upload {
+            app.sessions.remove_in(&msg.repository, id);
+        }
+        return;
+    }
     if let (crate::shared::InvalidationKind::Delete, Some(d)) = (msg.kind, &msg.digest) {
         app.manifests.remove(&msg.repository, d);
     }

@@ -128,6 +128,25 @@ impl PartBody {
         }
     }
 
+    /// The raw bytes taken so far from offset `from` on (decoded from the body: the raw part is
+    /// not kept), for saving an unfinished part elsewhere (another replica goes on from them).
+    pub fn raw_from(&self, from: u64) -> Vec<u8> {
+        let from = from.min(self.raw_len);
+        let mut out = Vec::with_capacity((self.raw_len - from) as usize);
+        // Until `finish`, the body holds whole groups only: 3 raw bytes as 4 characters.
+        let encoded = self.raw_len - self.carry_len as u64;
+        if from < encoded {
+            let start = PREFIX.len() + (from / 3) as usize * 4;
+            let decoded = base64_simd::STANDARD
+                .decode_to_vec(&self.buf[start..self.pos])
+                .expect("a body this module wrote is valid base64");
+            out.extend_from_slice(&decoded[(from % 3) as usize..]);
+        }
+        let skip = (from.saturating_sub(encoded) as usize).min(self.carry_len);
+        out.extend_from_slice(&self.carry[skip..self.carry_len]);
+        out
+    }
+
     /// Take the next raw bytes of the part.
     pub fn push(&mut self, mut data: &[u8]) {
         self.raw_len += data.len() as u64;

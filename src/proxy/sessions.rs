@@ -6,6 +6,7 @@
 //! accounts for part memory, `spool` keeps parked tails; handlers speak HTTP.
 
 pub mod budget;
+pub mod handover;
 mod session;
 pub mod spool;
 pub mod writer;
@@ -143,6 +144,19 @@ impl Sessions {
         })
     }
 
+    /// A slot for an upload another replica admitted: counted, never refused (the cap was
+    /// checked where the upload began).
+    pub fn adopt_slot(&self, client: Option<Client>) -> Slot {
+        let client = client.map(client_key);
+        if let Some(c) = &client {
+            *self.per_client.entry(c.clone()).or_insert(0) += 1;
+        }
+        Slot {
+            per_client: self.per_client.clone(),
+            client,
+        }
+    }
+
     /// Register a new session for `repo` and ECR upload `ecr_upload_id`, holding `slot`.
     pub fn create(
         &self,
@@ -156,6 +170,19 @@ impl Sessions {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        self.insert(id, repo, ecr_upload_id, part_size, slot)
+    }
+
+    /// Register session `id` (a new one, or one taken over from the shared store), replacing
+    /// any copy of it this process had.
+    pub fn insert(
+        &self,
+        id: String,
+        repo: &str,
+        ecr_upload_id: String,
+        part_size: u64,
+        slot: Slot,
+    ) -> Arc<Session> {
         let s = Arc::new(Session::new(
             id.clone(),
             repo,
@@ -164,7 +191,9 @@ impl Sessions {
             slot,
         ));
         s.touch();
-        self.table.insert(id, s.clone());
+        if let Some(old) = self.table.insert(id, s.clone()) {
+            old.cancellation().cancel();
+        }
         s
     }
 
@@ -177,6 +206,21 @@ impl Sessions {
     /// Forget a session; a request still using it is told to stop.
     pub fn remove(&self, id: &str) {
         if let Some((_, s)) = self.table.remove(id) {
+            s.cancellation().cancel();
+        }
+    }
+
+    /// Forget `session` if the table still holds this very copy (not a newer one of the same
+    /// id), and tell a request still using it to stop.
+    pub fn remove_exact(&self, session: &Arc<Session>) {
+        self.table
+            .remove_if(session.id(), |_, s| Arc::ptr_eq(s, session));
+        session.cancellation().cancel();
+    }
+
+    /// Forget session `id` if it belongs to `repo` (another replica ended it).
+    pub fn remove_in(&self, repo: &str, id: &str) {
+        if let Some((_, s)) = self.table.remove_if(id, |_, s| s.repo() == repo) {
             s.cancellation().cancel();
         }
     }

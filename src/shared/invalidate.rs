@@ -20,6 +20,9 @@ pub enum InvalidationKind {
     /// With `tag`: that tag was deleted (`digest`: the image it named). Without: the image
     /// `digest` was deleted, with every tag on it.
     Delete,
+    /// Upload `upload` of the repository was completed or cancelled: a replica holding a copy
+    /// of its session drops it.
+    Upload,
 }
 
 /// One message: `{"kind":"delete","repository":"app","digest":"sha256:…"}`.
@@ -31,6 +34,8 @@ pub struct Invalidation {
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
 }
 
 /// What an invalidation handler sees.
@@ -85,6 +90,7 @@ mod tests {
             repository: "app".into(),
             tag: None,
             digest: Some("sha256:ab".into()),
+            upload: None,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(

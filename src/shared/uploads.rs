@@ -1,26 +1,33 @@
-//! Upload sessions in Redis: the store the proxy's upload sessions will hand over through when
-//! the requests of one upload land on different replicas (issue 13; not wired into the upload
-//! handlers yet). Per upload: a record (repository, ECR upload id, part size, bytes ECR has
-//! acknowledged) and its tail (the bytes received after the last part, shorter than a part, as
-//! a binary value), both expiring with the session; and a lock whose value is a fencing token
-//! from one counter, so that two replicas never append to one upload at once: a write or an
-//! unlock is carried out only for the holder of the current token (checked atomically in Lua).
-//! A replica that dies mid-request loses its lock at the lease's end; what it saved (ECR's
-//! acknowledged bytes and the tail that goes with them) is what the next holder resumes from.
+//! Upload sessions in Redis, so that the requests of one upload may land on different replicas.
+//! Per upload (keys `upload:{ID}…`: the braces keep one upload's keys in one Redis Cluster slot):
+//! - a record (hash): repository, ECR upload id, part size, bytes ECR has acknowledged
+//!   (`committed`), bytes received, and the `version` that last saved it;
+//! - its tail: the bytes received after the last part (shorter than a part), raw;
+//! - a lock whose value is a fencing token (`fence`, counted in the record), held by the one
+//!   request working on the upload and renewed while it runs;
+//! - `busy`, set when a request takes the lock and cleared when it saves: found without a lock,
+//!   it says the replica that held the upload died mid-request, so what Redis holds may not match
+//!   ECR any more. Such an upload is ended (the client starts it again), never resumed.
+//!
+//! All keys expire after the session's idle time, refreshed by each request. Every step is one
+//! Lua script (atomic); a save or renewal is carried out only for the holder of the current token.
 
 use super::{Script, Shared, SharedError};
-use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 /// What Redis keeps of an upload besides its tail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadRecord {
     pub repository: String,
     pub ecr_upload_id: String,
     pub part_size: u64,
     /// Bytes ECR has acknowledged (whole parts).
     pub committed: u64,
+    /// Bytes received: `committed` plus the tail's length.
+    pub received: u64,
+    /// The fencing token of the request that saved this state last.
+    pub version: u64,
 }
 
 /// A held lock: the upload and the fencing token that proves the hold.
@@ -30,147 +37,321 @@ pub struct Lease {
     pub token: u64,
 }
 
-fn record_key(id: &str) -> String {
-    format!("upload:{id}")
+/// What taking an upload's lock found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    Locked(Lease, UploadRecord),
+    /// Another request holds it.
+    Busy,
+    /// No such upload (never, expired, completed or cancelled).
+    Unknown,
+    /// Its last holder died mid-request: the upload is deleted (see the module comment).
+    Abandoned,
 }
-fn tail_key(id: &str) -> String {
-    format!("upload:{id}:tail")
-}
-fn lock_key(id: &str) -> String {
-    format!("upload:{id}:lock")
-}
-const FENCE: &str = "upload-fence";
 
-/// Take the lock if it is free: `KEYS[1]` lock, `KEYS[2]` fence counter, `ARGV[1]` lease ms.
-/// The new token, or 0 when someone holds it.
-static LOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-          local token = redis.call('INCR', KEYS[2])
-          redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-          return token",
-    )
-});
+/// What an upload looks like from outside (status requests).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Open(UploadRecord),
+    Unknown,
+    Abandoned,
+}
 
-/// Save record and tail if the lock holds `token`: `KEYS` lock, record, tail; `ARGV` token,
-/// record, tail, ttl ms. 1 when saved, 0 when fenced out.
-static SAVE: LazyLock<Script> = LazyLock::new(|| {
+/// How a save changes the stored tail.
+#[derive(Debug)]
+pub enum TailWrite<'a> {
+    /// Nothing changed since the last save: only the lock and `busy` go.
+    Unchanged,
+    Replace(&'a [u8]),
+    /// Add bytes to a stored tail that is `at` bytes long.
+    Append {
+        at: u64,
+        bytes: &'a [u8],
+    },
+}
+
+/// What a save did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    Saved,
+    /// The lock is no longer this lease's: nothing was written.
+    Fenced,
+    /// An append found a stored tail of another length: nothing was written (replace it).
+    TailMismatch,
+}
+
+fn keys(id: &str) -> [String; 4] {
+    [
+        format!("upload:{{{id}}}"),
+        format!("upload:{{{id}}}:tail"),
+        format!("upload:{{{id}}}:lock"),
+        format!("upload:{{{id}}}:busy"),
+    ]
+}
+
+/// The record's fields, in the order the scripts return them.
+const FIELDS: &str =
+    "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', 'version'";
+
+/// `KEYS` record, tail, lock, busy; `ARGV` repository, ECR upload id, part size, ttl ms, lease
+/// ms (0: not locked). Version and token 1.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-          redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
-          redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+        r"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+          redis.call('HSET', KEYS[1], 'repository', ARGV[1], 'ecr_upload_id', ARGV[2],
+            'part_size', ARGV[3], 'committed', 0, 'received', 0, 'version', 1, 'fence', 1)
+          redis.call('PEXPIRE', KEYS[1], ARGV[4])
+          redis.call('SET', KEYS[2], '', 'PX', ARGV[4])
+          if ARGV[5] ~= '0' then
+            redis.call('SET', KEYS[3], 1, 'PX', ARGV[5])
+            redis.call('SET', KEYS[4], 1, 'PX', ARGV[4])
+          end
           return 1",
     )
 });
 
-/// Extend (`ARGV[2]` = lease ms) or release (`ARGV[2]` = 0) the lock if it holds `ARGV[1]`.
-static HOLD: LazyLock<Script> = LazyLock::new(|| {
+/// `KEYS` record, tail, lock, busy; `ARGV` lease ms, ttl ms.
+static BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"if redis.call('EXISTS', KEYS[1]) == 0 then return {{'unknown'}} end
+          if redis.call('EXISTS', KEYS[3]) == 1 then return {{'busy'}} end
+          if redis.call('EXISTS', KEYS[4]) == 1 then
+            redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
+            return {{'abandoned'}}
+          end
+          local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+          redis.call('SET', KEYS[3], token, 'PX', ARGV[1])
+          redis.call('SET', KEYS[4], token, 'PX', ARGV[2])
+          redis.call('PEXPIRE', KEYS[1], ARGV[2])
+          redis.call('PEXPIRE', KEYS[2], ARGV[2])
+          local f = redis.call('HMGET', KEYS[1], {FIELDS})
+          return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6]}}"
+    ))
+});
+
+/// `KEYS` record, lock, busy.
+static STATUS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"if redis.call('EXISTS', KEYS[1]) == 0 then return {{'unknown'}} end
+          if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
+            return {{'abandoned'}}
+          end
+          local f = redis.call('HMGET', KEYS[1], {FIELDS})
+          return {{'open', '0', f[1], f[2], f[3], f[4], f[5], f[6]}}"
+    ))
+});
+
+/// `KEYS` record, tail, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
+/// committed, received, tail bytes, stored tail length (append), ttl ms.
+static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-          if ARGV[2] == '0' then redis.call('DEL', KEYS[1])
-          else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        r"if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'fenced' end
+          if ARGV[2] == 'append' and redis.call('STRLEN', KEYS[2]) ~= tonumber(ARGV[6]) then
+            return 'mismatch'
+          end
+          if ARGV[2] ~= 'unchanged' then
+            redis.call('HSET', KEYS[1], 'committed', ARGV[3], 'received', ARGV[4],
+              'version', ARGV[1])
+            if ARGV[2] == 'append' then redis.call('APPEND', KEYS[2], ARGV[5])
+            else redis.call('SET', KEYS[2], ARGV[5]) end
+          end
+          redis.call('PEXPIRE', KEYS[1], ARGV[7])
+          redis.call('PEXPIRE', KEYS[2], ARGV[7])
+          redis.call('DEL', KEYS[3], KEYS[4])
+          return 'saved'",
+    )
+});
+
+/// `KEYS` record, tail, lock, busy; `ARGV` token, lease ms, ttl ms.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+          redis.call('PEXPIRE', KEYS[3], ARGV[2])
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          redis.call('PEXPIRE', KEYS[4], ARGV[3])
           return 1",
     )
 });
+
+/// `KEYS` record, tail, lock, busy.
+static DELETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new("return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])"));
 
 fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
+/// A script's `{outcome, token, fields…}` answer.
+fn parse(id: &str, answer: Vec<Option<String>>) -> Result<(String, u64, UploadRecord), String> {
+    let mut it = answer.into_iter();
+    let outcome = it.next().flatten().unwrap_or_default();
+    let mut next = || it.next().flatten().unwrap_or_default();
+    let token = next().parse().unwrap_or(0);
+    let (repository, ecr_upload_id) = (next(), next());
+    let numbers: Vec<Option<u64>> = (0..4).map(|_| next().parse().ok()).collect();
+    let [Some(part_size), Some(committed), Some(received), Some(version)] = numbers[..] else {
+        return Err(format!("the stored record of upload `{id}` is incomplete"));
+    };
+    let record = UploadRecord {
+        repository,
+        ecr_upload_id,
+        part_size,
+        committed,
+        received,
+        version,
+    };
+    Ok((outcome, token, record))
+}
+
 impl Shared {
-    /// Record a new upload (no tail yet), expiring after `ttl` without activity.
+    /// Record a new upload (no bytes yet), expiring after `ttl` without activity; with `lock`,
+    /// the caller holds it (token 1) for that lease.
     pub async fn create_upload(
         &self,
         id: &str,
         record: &UploadRecord,
         ttl: Duration,
-    ) -> Result<(), SharedError> {
-        let json = serde_json::to_vec(record).expect("a record serializes");
-        self.set_ex(&record_key(id), &json, ttl).await?;
-        self.set_ex(&tail_key(id), b"", ttl).await
-    }
-
-    /// The upload's record and tail, if it exists (and has not expired).
-    pub async fn load_upload(
-        &self,
-        id: &str,
-    ) -> Result<Option<(UploadRecord, Vec<u8>)>, SharedError> {
-        let Some(raw) = self.get(&record_key(id)).await? else {
-            return Ok(None);
-        };
-        let Ok(record) = serde_json::from_slice(&raw) else {
-            return Ok(None);
-        };
-        let tail = self.get(&tail_key(id)).await?.unwrap_or_default();
-        Ok(Some((record, tail)))
-    }
-
-    /// Take the upload's lock for `lease` (renew it while the request runs); `None` when another
-    /// replica holds it.
-    pub async fn lock_upload(
-        &self,
-        id: &str,
-        lease: Duration,
+        lock: Option<Duration>,
     ) -> Result<Option<Lease>, SharedError> {
-        let token: u64 = self
-            .eval(&LOCK, &[&lock_key(id), FENCE], &[&ms(lease)])
+        let k = keys(id);
+        let lease = lock.map_or_else(|| b"0".to_vec(), ms);
+        let _: u64 = self
+            .eval(
+                &CREATE,
+                &[&k[0], &k[1], &k[2], &k[3]],
+                &[
+                    record.repository.as_bytes(),
+                    record.ecr_upload_id.as_bytes(),
+                    record.part_size.to_string().as_bytes(),
+                    &ms(ttl),
+                    &lease,
+                ],
+            )
             .await?;
-        Ok((token > 0).then(|| Lease {
+        Ok(lock.map(|_| Lease {
             upload: id.to_string(),
-            token,
+            token: 1,
         }))
     }
 
-    /// Save the record and tail, if `lease` still holds the lock; false when fenced out (the
-    /// lease ran out and another replica took the upload: this one must stop).
-    pub async fn save_upload(
+    /// Take the upload's lock for `lease` and read its record.
+    pub async fn begin_upload(
         &self,
-        lease: &Lease,
-        record: &UploadRecord,
-        tail: &[u8],
+        id: &str,
+        lease: Duration,
         ttl: Duration,
-    ) -> Result<bool, SharedError> {
-        let json = serde_json::to_vec(record).expect("a record serializes");
-        let id = &lease.upload;
-        let saved: u64 = self
+    ) -> Result<Begin, SharedError> {
+        let k = keys(id);
+        let answer: Vec<Option<String>> = self
             .eval(
-                &SAVE,
-                &[&lock_key(id), &record_key(id), &tail_key(id)],
-                &[lease.token.to_string().as_bytes(), &json, tail, &ms(ttl)],
+                &BEGIN,
+                &[&k[0], &k[1], &k[2], &k[3]],
+                &[&ms(lease), &ms(ttl)],
             )
             .await?;
-        Ok(saved == 1)
+        Ok(match answer.first().cloned().flatten().as_deref() {
+            Some("busy") => Begin::Busy,
+            Some("abandoned") => Begin::Abandoned,
+            Some("locked") => match parse(id, answer) {
+                Ok((_, token, record)) => Begin::Locked(
+                    Lease {
+                        upload: id.to_string(),
+                        token,
+                    },
+                    record,
+                ),
+                Err(why) => {
+                    tracing::warn!("{why}: dropped it");
+                    self.delete_upload(id).await?;
+                    Begin::Unknown
+                }
+            },
+            _ => Begin::Unknown,
+        })
     }
 
-    /// Extend the lease; false when it is no longer held.
-    pub async fn renew_upload(&self, lease: &Lease, by: Duration) -> Result<bool, SharedError> {
+    /// The upload as it was last saved, without taking its lock.
+    pub async fn upload_status(&self, id: &str) -> Result<Status, SharedError> {
+        let k = keys(id);
+        let answer: Vec<Option<String>> = self.eval(&STATUS, &[&k[0], &k[2], &k[3]], &[]).await?;
+        Ok(match answer.first().cloned().flatten().as_deref() {
+            Some("abandoned") => Status::Abandoned,
+            Some("open") => match parse(id, answer) {
+                Ok((_, _, record)) => Status::Open(record),
+                Err(_) => Status::Unknown,
+            },
+            _ => Status::Unknown,
+        })
+    }
+
+    /// The stored tail (empty when there is none).
+    pub async fn upload_tail(&self, id: &str) -> Result<Vec<u8>, SharedError> {
+        Ok(self.get(&keys(id)[1]).await?.unwrap_or_default())
+    }
+
+    /// Save where the upload stands and release the lock, if `lease` still holds it.
+    pub async fn end_upload(
+        &self,
+        lease: &Lease,
+        committed: u64,
+        received: u64,
+        tail: TailWrite<'_>,
+        ttl: Duration,
+    ) -> Result<End, SharedError> {
+        let k = keys(&lease.upload);
+        let (mode, bytes, at): (&[u8], &[u8], u64) = match tail {
+            TailWrite::Unchanged => (b"unchanged", b"", 0),
+            TailWrite::Replace(b) => (b"replace", b, 0),
+            TailWrite::Append { at, bytes } => (b"append", bytes, at),
+        };
+        let answer: String = self
+            .eval(
+                &END,
+                &[&k[0], &k[1], &k[2], &k[3]],
+                &[
+                    lease.token.to_string().as_bytes(),
+                    mode,
+                    committed.to_string().as_bytes(),
+                    received.to_string().as_bytes(),
+                    bytes,
+                    at.to_string().as_bytes(),
+                    &ms(ttl),
+                ],
+            )
+            .await?;
+        Ok(match answer.as_str() {
+            "saved" => End::Saved,
+            "mismatch" => End::TailMismatch,
+            _ => End::Fenced,
+        })
+    }
+
+    /// Extend the lease (and the upload's expiry); false when it is no longer held.
+    pub async fn renew_upload(
+        &self,
+        lease: &Lease,
+        by: Duration,
+        ttl: Duration,
+    ) -> Result<bool, SharedError> {
+        let k = keys(&lease.upload);
         let held: u64 = self
             .eval(
-                &HOLD,
-                &[&lock_key(&lease.upload)],
-                &[lease.token.to_string().as_bytes(), &ms(by)],
+                &RENEW,
+                &[&k[0], &k[1], &k[2], &k[3]],
+                &[lease.token.to_string().as_bytes(), &ms(by), &ms(ttl)],
             )
             .await?;
         Ok(held == 1)
     }
 
-    /// Release the lock, if still held by `lease`.
-    pub async fn unlock_upload(&self, lease: &Lease) -> Result<(), SharedError> {
-        let _: u64 = self
-            .eval(
-                &HOLD,
-                &[&lock_key(&lease.upload)],
-                &[lease.token.to_string().as_bytes(), b"0"],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Forget the upload (completed or cancelled).
+    /// Forget the upload (completed, cancelled or failed for good); a holder elsewhere is then
+    /// fenced out.
     pub async fn delete_upload(&self, id: &str) -> Result<(), SharedError> {
-        self.del(&record_key(id)).await?;
-        self.del(&tail_key(id)).await?;
-        self.del(&lock_key(id)).await?;
+        let k = keys(id);
+        let _: u64 = self
+            .eval(&DELETE, &[&k[0], &k[1], &k[2], &k[3]], &[])
+            .await?;
         Ok(())
     }
 }

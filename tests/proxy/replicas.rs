@@ -1,11 +1,13 @@
 //! Several proxies sharing one Redis (`[sessions] redis_url`) in front of one emulator: a
 //! manifest deleted or re-tagged through one replica is gone from the others' caches within a
-//! second; with Redis stopped pulls and pushes go on, and once it is back invalidations work
-//! again; pulls through Debian's haproxy in round-robin in front of two replicas; and the upload
+//! second; with Redis stopped pulls and tags go on, uploads get 503 with Retry-After, and once
+//! it is back invalidations work again; pulls through Debian's haproxy in round-robin in front of two replicas; and the upload
 //! session store's fenced lock (`replicas/store.rs`).
 
 #[path = "replicas/balancer.rs"]
 mod balancer;
+#[path = "replicas/moves.rs"]
+mod moves;
 #[path = "replicas/redis.rs"]
 mod redis;
 #[path = "replicas/store.rs"]
@@ -27,7 +29,7 @@ const CHANNEL: &str = "ecr-proxy:invalidate";
 /// One emulator and a proxy per config, every proxy with `redis_url`.
 struct Replicas {
     proxies: Vec<RunningProxy>,
-    _emu: RunningEmulator,
+    emu: RunningEmulator,
     _dir: tempfile::TempDir,
 }
 
@@ -59,7 +61,7 @@ impl Replicas {
         }
         Replicas {
             proxies,
-            _emu: emu,
+            emu,
             _dir: dir,
         }
     }
@@ -201,7 +203,7 @@ async fn a_retag_through_one_replica_reaches_the_others_disk_cache() {
 }
 
 #[tokio::test]
-async fn with_redis_down_pulls_and_pushes_go_on_and_invalidation_comes_back() {
+async fn with_redis_down_pulls_and_tags_go_on_uploads_get_503_and_invalidation_comes_back() {
     let Some(mut redis) = Redis::start().await else {
         return;
     };
@@ -209,16 +211,45 @@ async fn with_redis_down_pulls_and_pushes_go_on_and_invalidation_comes_back() {
     redis.wait_subscribers(CHANNEL, 2).await;
     let (a, b) = (r.url(0), r.url(1));
     let d = push_image(&a, "team/svc", "v1", &[data(4, 4000)]).await;
+    let manifest = pull(&a, "team/svc", &d).await.expect("pull");
 
     redis.stop().await;
     for (i, url) in [&a, &b].into_iter().enumerate() {
+        // Uploads need the shared session store: a clean 503 with Retry-After, nothing stored.
+        let layer = data(10 + i as u64, 5000);
+        let d_layer = digest(&layer);
+        let monolithic = format!("{url}/v2/team/svc/blobs/uploads/?digest={d_layer}");
+        let r = request("POST", &monolithic, &[], layer).await;
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.error_code(), "UNAVAILABLE");
+        assert!(!r.header("retry-after").is_empty(), "no Retry-After");
+        let r = request(
+            "POST",
+            &format!("{url}/v2/team/svc/blobs/uploads/"),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        for other in [&a, &b] {
+            let blob = format!("{other}/v2/team/svc/blobs/{d_layer}");
+            assert_eq!(status("HEAD", &blob).await, 404, "a layer was stored");
+        }
+        // Tagging an image whose blobs are there needs no session: it goes on, as do pulls.
         let tag = format!("down{i}");
-        let pushed = push_image(url, "team/svc", &tag, &[data(10 + i as u64, 5000)]).await;
+        let r = request(
+            "PUT",
+            &format!("{url}/v2/team/svc/manifests/{tag}"),
+            &[("Content-Type", OCI)],
+            manifest.clone(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         for other in [&a, &b] {
             let got = pull(other, "team/svc", &tag)
                 .await
                 .expect("pull with Redis down");
-            assert_eq!(digest(&got), pushed);
+            assert_eq!(digest(&got), d);
             pull(other, "team/svc", &d).await.expect("pull by digest");
         }
     }

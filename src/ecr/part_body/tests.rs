@@ -139,3 +139,30 @@ fn a_sent_part_rewinds_to_any_raw_length() {
         assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
     }
 }
+
+#[test]
+fn the_raw_bytes_come_back_from_any_offset_whatever_the_pieces() {
+    let raw = data(1000);
+    for pieces in [&[1usize][..], &[2], &[7, 5], &[500]] {
+        for len in [0usize, 1, 2, 3, 4, 100, 998, 999, 1000] {
+            let mut body = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(1000)));
+            let mut rest = &raw[..len];
+            for &n in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, tail) = rest.split_at(n.min(rest.len()));
+                body.push(piece);
+                rest = tail;
+            }
+            for from in [0u64, 1, 2, 3, 5, len as u64 / 2, len as u64, len as u64 + 3] {
+                let want = &raw[(from as usize).min(len)..len];
+                assert_eq!(
+                    body.raw_from(from),
+                    want,
+                    "pieces {pieces:?} len {len} from {from}"
+                );
+            }
+        }
+    }
+}

@@ -332,6 +332,7 @@ fn announce(app: &App, kind: InvalidationKind, name: &str, tag: Option<&str>, di
             repository: name.to_string(),
             tag: tag.map(str::to_string),
             digest: Some(digest.to_string()),
+            upload: None,
         });
     }
 }

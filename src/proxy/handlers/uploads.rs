@@ -10,6 +10,7 @@
 mod chunk;
 mod feed;
 mod outcome;
+mod shared;
 
 use super::blob_created;
 use crate::body::{self, Body};
@@ -18,14 +19,14 @@ use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
 use crate::proxy::sessions::writer::{WriteError, Writer, WriterCtx};
-use crate::proxy::sessions::{Client, Session};
+use crate::proxy::sessions::Client;
 use crate::proxy::{holder, repos, App};
 use chunk::{check_content_range, is_resend};
 use feed::feed;
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use outcome::{accepted, respond, Failure};
-use std::sync::Arc;
+use shared::{create, exists, handover_error, lock, refuse, store};
 
 pub async fn start(
     app: &App,
@@ -82,12 +83,12 @@ pub async fn start(
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
     let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
-    let session = app.sessions.create(name, upload_id, part_size, slot);
+    let bodiless = req.body().is_end_stream() && digest.is_none();
+    let (session, hold) = create(app, name, upload_id, part_size, slot, !bodiless).await?;
     tracing::debug!(session = %session.id(), ecr_upload = %session.ecr_upload_id(), part_size, "upload started");
-    if req.body().is_end_stream() && digest.is_none() {
-        return Ok(accepted(&session, StatusCode::ACCEPTED));
-    }
-    let mut w = Writer::lock(session, writer_ctx(app)).await;
+    let Some(mut w) = hold else {
+        return Ok(accepted(session.location(), session.range(), session.id()));
+    };
     let body = req.into_body();
     let outcome = async {
         feed(&mut w, body, app.config.uploads.body_read_timeout).await?;
@@ -102,7 +103,7 @@ pub async fn start(
         keep: f.keep && digest.is_none(),
         ..f
     });
-    respond(app, &w, outcome)
+    respond(app, w, outcome).await
 }
 
 pub async fn patch(
@@ -111,8 +112,10 @@ pub async fn patch(
     id: &str,
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
-    let mut w = lock(app, name, id).await?;
-    check_content_range(&w, &req)?;
+    let mut w = lock(app, name, id, upload_client(&req)).await?;
+    if let Err(e) = check_content_range(&w, &req) {
+        return refuse(w, e).await;
+    }
     let body = req.into_body();
     let outcome = async {
         feed(&mut w, body, app.config.uploads.body_read_timeout).await?;
@@ -120,7 +123,7 @@ pub async fn patch(
         Ok(None)
     }
     .await;
-    respond(app, &w, outcome)
+    respond(app, w, outcome).await
 }
 
 pub async fn put(
@@ -129,15 +132,19 @@ pub async fn put(
     id: &str,
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
-    find(app, name, id)?;
+    exists(app, name, id).await?;
     // A digest the proxy cannot check leaves the upload as it was: the client may PUT again.
     let digest = query_param(req.uri().query(), "digest").ok_or_else(|| {
         RegistryError::DigestInvalid("the digest query parameter is required".into())
     })?;
     let digest = Digest::parse(&digest).map_err(|e| RegistryError::DigestInvalid(e.to_string()))?;
-    let mut w = lock(app, name, id).await?;
+    let mut w = lock(app, name, id, upload_client(&req)).await?;
     if let Some(begun) = w.completing() {
-        if is_resend(&w, &req, begun)? {
+        let resend = match is_resend(&w, &req, begun) {
+            Ok(r) => r,
+            Err(e) => return refuse(w, e).await,
+        };
+        if resend {
             // The same PUT again after its completion was throttled: its bytes are in ECR.
             let expected = w.received().saturating_sub(begun);
             let outcome = async {
@@ -150,11 +157,13 @@ pub async fn put(
                 complete(app, &mut w, &digest).await
             }
             .await;
-            return respond(app, &w, outcome);
+            return respond(app, w, outcome).await;
         }
     }
     if !req.body().is_end_stream() {
-        check_content_range(&w, &req)?;
+        if let Err(e) = check_content_range(&w, &req) {
+            return refuse(w, e).await;
+        }
     }
     let body = req.into_body();
     let outcome = async {
@@ -162,42 +171,48 @@ pub async fn put(
         complete(app, &mut w, &digest).await
     }
     .await;
-    respond(app, &w, outcome)
+    respond(app, w, outcome).await
 }
 
-/// Status, without waiting for a request that is sending bytes to the upload.
+/// Status, without waiting for a request that is sending bytes to the upload (with a shared
+/// store: where the upload stood when its last request ended).
 pub async fn status(app: &App, name: &str, id: &str) -> RegistryResult<Response<Body>> {
-    let session = find(app, name, id)?;
-    Ok(accepted(&session, StatusCode::NO_CONTENT))
+    let received = match store(app) {
+        Some(store) => store.status(name, id).await.map_err(handover_error)?,
+        None => app
+            .sessions
+            .get(name, id)
+            .ok_or_else(|| unknown(name, id))?
+            .received(),
+    };
+    let range = format!("0-{}", received.saturating_sub(1));
+    let location = format!("/v2/{name}/blobs/uploads/{id}");
+    let mut r = accepted(location, range, id);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
 }
 
-/// Cancel at once, even while a request is sending bytes to the upload (it stops).
+/// Cancel at once, even while a request is sending bytes to the upload (it stops, on whichever
+/// replica it runs).
 pub async fn cancel(app: &App, name: &str, id: &str) -> RegistryResult<Response<Body>> {
-    find(app, name, id)?;
-    // ECR has no abort: its upload expires by itself. Dropping the session frees its tail.
-    app.sessions.remove(id);
+    match store(app) {
+        Some(store) => store.cancel(name, id).await.map_err(handover_error)?,
+        None => {
+            app.sessions
+                .get(name, id)
+                .ok_or_else(|| unknown(name, id))?;
+            // ECR has no abort: its upload expires by itself. Dropping the session frees its tail.
+            app.sessions.remove(id);
+        }
+    }
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(body::empty())
         .expect("valid response"))
 }
 
-fn find(app: &App, name: &str, id: &str) -> RegistryResult<Arc<Session>> {
-    app.sessions.get(name, id).ok_or_else(|| unknown(name, id))
-}
-
 fn unknown(name: &str, id: &str) -> RegistryError {
     RegistryError::BlobUploadUnknown(format!("no upload `{id}` in repository `{name}`"))
-}
-
-/// The upload's writer, once no other request holds it (or the upload is gone).
-async fn lock(app: &App, name: &str, id: &str) -> RegistryResult<Writer> {
-    let session = find(app, name, id)?;
-    let cancel = session.cancellation().clone();
-    tokio::select! {
-        w = Writer::lock(session, writer_ctx(app)) => Ok(w),
-        () = cancel.cancelled() => Err(unknown(name, id)),
-    }
 }
 
 fn writer_ctx(app: &App) -> WriterCtx {
@@ -257,6 +272,7 @@ async fn copy_from(
     let (upload_id, ecr_part_size) =
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
     let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
+    // A copy never leaves this request, so it is never shared with other replicas.
     let session = app.sessions.create(name, upload_id, part_size, slot);
     let id = session.id().to_string();
     let mut w = Writer::lock(session, writer_ctx(app)).await;

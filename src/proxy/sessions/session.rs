@@ -25,6 +25,8 @@ pub struct Session {
     /// Milliseconds after `created` of the last byte or request.
     last_active_ms: AtomicU64,
     cancel: CancellationToken,
+    /// With a shared store: the version of the stored state this copy matches (0: none).
+    version: AtomicU64,
     pub(super) state: Arc<Mutex<State>>,
 }
 
@@ -65,6 +67,7 @@ impl Session {
             received: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),
             cancel: CancellationToken::new(),
+            version: AtomicU64::new(0),
             state: Arc::new(Mutex::new(State {
                 received: 0,
                 committed: 0,
@@ -133,5 +136,14 @@ impl Session {
 
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// The version of the shared store's state this copy matches (0: none).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub fn set_version(&self, v: u64) {
+        self.version.store(v, Ordering::Release);
     }
 }

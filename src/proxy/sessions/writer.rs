@@ -18,6 +18,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio::task::JoinHandle;
 
 mod rewind;
+mod stored;
 use rewind::settle_joined;
 pub(super) use rewind::{join, settle};
 

@@ -1,103 +1,150 @@
-//! The upload session store in a real Redis: a record and tail saved and loaded, the lock held by
-//! one replica at a time, and its fencing token: once a lease has run out and another replica
-//! took the upload, the first can neither save nor extend nor release it.
+//! The upload session store in a real Redis: a record and tail saved (appended or replaced) and
+//! read back, the lock held by one request at a time, its fencing token (once a lease has run
+//! out and another replica took the upload, the first can neither save nor extend it), and an
+//! upload whose holder died mid-request ended rather than resumed.
 
 use super::redis::Redis;
 use ecr_proxy::config::SessionsSettings;
-use ecr_proxy::shared::{Shared, UploadRecord};
+use ecr_proxy::shared::{Begin, End, Shared, Status, TailWrite, UploadRecord};
 use std::time::Duration;
+
+fn handles(redis: &Redis) -> (Shared, Shared) {
+    let settings = SessionsSettings {
+        redis_url: Some(redis.url()),
+        key_prefix: "test:".into(),
+    };
+    let one = || {
+        Shared::new(&settings, ecr_proxy::metrics::Metrics::new())
+            .unwrap()
+            .unwrap()
+    };
+    (one(), one())
+}
+
+fn record() -> UploadRecord {
+    UploadRecord {
+        repository: "team-a/app".into(),
+        ecr_upload_id: "u-1".into(),
+        part_size: 10 << 20,
+        committed: 0,
+        received: 0,
+        version: 1,
+    }
+}
+
+const TTL: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn one_replica_at_a_time_holds_an_upload_and_a_late_one_is_fenced_out() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let settings = SessionsSettings {
-        redis_url: Some(redis.url()),
-        key_prefix: "test:".into(),
-    };
-    let a = Shared::new(&settings, ecr_proxy::metrics::Metrics::new())
-        .unwrap()
-        .unwrap();
-    let b = Shared::new(&settings, ecr_proxy::metrics::Metrics::new())
-        .unwrap()
-        .unwrap();
-    let ttl = Duration::from_secs(60);
-    let record = UploadRecord {
-        repository: "team-a/app".into(),
-        ecr_upload_id: "u-1".into(),
-        part_size: 10 << 20,
-        committed: 0,
-    };
-    a.create_upload("up1", &record, ttl).await.unwrap();
+    let (a, b) = handles(&redis);
+    let lease = a.create_upload("up1", &record(), TTL, None).await.unwrap();
+    assert_eq!(lease, None, "created without a lock");
     assert_eq!(
-        b.load_upload("up1").await.unwrap(),
-        Some((record.clone(), Vec::new()))
+        b.upload_status("up1").await.unwrap(),
+        Status::Open(record())
     );
 
-    let lease_a = a
-        .lock_upload("up1", Duration::from_millis(400))
+    // A request on A: locked, B waits; the tail is written, then appended to.
+    let Begin::Locked(lease_a, seen) = a
+        .begin_upload("up1", Duration::from_millis(400), TTL)
         .await
         .unwrap()
-        .expect("free");
-    assert_eq!(
-        b.lock_upload("up1", Duration::from_secs(5)).await.unwrap(),
-        None,
-        "held by A"
-    );
-    let moved = UploadRecord {
-        committed: 10 << 20,
-        ..record.clone()
+    else {
+        panic!("free")
     };
-    assert!(a
-        .save_upload(&lease_a, &moved, b"tail bytes", ttl)
-        .await
-        .unwrap());
+    assert_eq!(seen, record());
     assert_eq!(
-        b.load_upload("up1").await.unwrap(),
-        Some((moved.clone(), b"tail bytes".to_vec()))
+        b.begin_upload("up1", LEASE, TTL).await.unwrap(),
+        Begin::Busy
     );
-
-    // A's lease runs out (its replica died mid-request): B takes the upload, with a new token.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let lease_b = b
-        .lock_upload("up1", Duration::from_secs(5))
+    let end = a
+        .end_upload(&lease_a, 0, 5, TailWrite::Replace(b"hello"), TTL)
         .await
-        .unwrap()
-        .expect("expired");
+        .unwrap();
+    assert_eq!(end, End::Saved);
+    let Begin::Locked(lease_b, seen) = b.begin_upload("up1", LEASE, TTL).await.unwrap() else {
+        panic!("released by A")
+    };
+    assert_eq!((seen.received, seen.version), (5, lease_a.token));
     assert!(lease_b.token > lease_a.token);
-    // A, back from a pause, is fenced out: it cannot overwrite, extend or release B's hold.
-    let stale = UploadRecord {
-        committed: 20 << 20,
-        ..record.clone()
+    assert_eq!(b.upload_tail("up1").await.unwrap(), b"hello");
+    // An append that does not start at the stored tail's end is refused whole.
+    let wrong = TailWrite::Append {
+        at: 3,
+        bytes: b" world",
     };
-    assert!(!a.save_upload(&lease_a, &stale, b"late", ttl).await.unwrap());
-    assert!(!a
-        .renew_upload(&lease_a, Duration::from_secs(5))
+    let end = b.end_upload(&lease_b, 0, 11, wrong, TTL).await.unwrap();
+    assert_eq!(end, End::TailMismatch);
+    let right = TailWrite::Append {
+        at: 5,
+        bytes: b" world",
+    };
+    let end = b.end_upload(&lease_b, 0, 11, right, TTL).await.unwrap();
+    assert_eq!(end, End::Saved);
+    assert_eq!(a.upload_tail("up1").await.unwrap(), b"hello world");
+
+    // A takes it again and pauses past its lease: B takes it over with a new token, and A,
+    // back, can neither save nor renew.
+    let Begin::Locked(late, _) = a
+        .begin_upload("up1", Duration::from_millis(300), TTL)
         .await
-        .unwrap());
-    a.unlock_upload(&lease_a).await.unwrap();
+        .unwrap()
+    else {
+        panic!("free")
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The lease ran out with `busy` set: the upload is ended, not resumed.
+    assert_eq!(b.upload_status("up1").await.unwrap(), Status::Abandoned);
     assert_eq!(
-        a.lock_upload("up1", Duration::from_secs(5)).await.unwrap(),
-        None,
-        "still B's"
+        b.begin_upload("up1", LEASE, TTL).await.unwrap(),
+        Begin::Abandoned
     );
-    assert_eq!(
-        b.load_upload("up1").await.unwrap(),
-        Some((moved, b"tail bytes".to_vec()))
-    );
-    assert!(b
-        .renew_upload(&lease_b, Duration::from_secs(5))
+    assert_eq!(b.upload_status("up1").await.unwrap(), Status::Unknown);
+    let end = a
+        .end_upload(&late, 0, 20, TailWrite::Replace(b"late"), TTL)
         .await
-        .unwrap());
-    b.unlock_upload(&lease_b).await.unwrap();
-    assert!(
-        a.lock_upload("up1", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(end, End::Fenced);
+    assert!(!a.renew_upload(&late, LEASE, TTL).await.unwrap());
+    assert_eq!(
+        b.begin_upload("up1", LEASE, TTL).await.unwrap(),
+        Begin::Unknown
+    );
+}
+
+#[tokio::test]
+async fn a_renewed_lease_keeps_the_upload_and_delete_fences_its_holder_out() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = handles(&redis);
+    let lease = a
+        .create_upload("up2", &record(), TTL, Some(Duration::from_millis(400)))
+        .await
+        .unwrap()
+        .expect("created locked");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(a
+            .renew_upload(&lease, Duration::from_millis(400), TTL)
             .await
-            .unwrap()
-            .is_some(),
-        "free again"
+            .unwrap());
+    }
+    assert_eq!(
+        b.begin_upload("up2", LEASE, TTL).await.unwrap(),
+        Begin::Busy
     );
-    a.delete_upload("up1").await.unwrap();
-    assert_eq!(b.load_upload("up1").await.unwrap(), None);
+    // A cancel elsewhere deletes it: the holder's save is fenced out and writes nothing.
+    b.delete_upload("up2").await.unwrap();
+    let end = a
+        .end_upload(&lease, 0, 3, TailWrite::Replace(b"abc"), TTL)
+        .await
+        .unwrap();
+    assert_eq!(end, End::Fenced);
+    assert_eq!(a.upload_status("up2").await.unwrap(), Status::Unknown);
+    assert_eq!(a.upload_tail("up2").await.unwrap(), b"");
 }

@@ -1,15 +1,17 @@
 //! What an upload request leaves behind: its failure sorted into "keep the upload where the
 //! client can resume it" or "end it", and the answer (202/201 with the upload's headers, or the
-//! error with `Range` and `Location` when the upload is kept). Reads no bodies and calls no ECR.
+//! error with `Range` and `Location` when the upload is kept), after the hold on the upload ends
+//! (with a shared store: saved or forgotten there). Reads no bodies and calls no ECR.
 
 use super::super::blob_created;
 use super::feed::FeedError;
+use super::shared::handover_error;
 use crate::body::{self, Body};
 use crate::digest::Digest;
 use crate::ecr::Meaning;
 use crate::proxy::error::{RegistryError, RegistryResult};
-use crate::proxy::sessions::writer::{WriteError, Writer};
-use crate::proxy::sessions::Session;
+use crate::proxy::sessions::handover::Hold;
+use crate::proxy::sessions::writer::WriteError;
 use crate::proxy::App;
 use http::{header, Response, StatusCode};
 
@@ -72,20 +74,36 @@ impl From<RegistryError> for Failure {
     }
 }
 
-/// Turn the outcome of a request into the answer, keeping or forgetting the session.
-pub fn respond(
+/// Turn the outcome of a request into the answer, ending the request's hold on the upload:
+/// saved for its next request, or forgotten. A completed upload is answered 201 even when the
+/// shared store could not be told (its record expires by itself); a kept one that could not be
+/// saved gets the store's error instead (the client starts again).
+pub async fn respond(
     app: &App,
-    w: &Writer,
+    mut w: Hold,
     outcome: Result<Option<Digest>, Failure>,
 ) -> RegistryResult<Response<Body>> {
-    let session = w.session();
+    let keep = matches!(&outcome, Ok(None) | Err(Failure { keep: true, .. }));
+    let ended = w.end(keep).await;
+    let session = w.session().clone();
     session.touch();
+    if let Err(e) = ended {
+        match &outcome {
+            Ok(Some(_)) | Err(Failure { keep: false, .. }) => {
+                tracing::warn!(session = %session.id(), "could not forget a finished upload in the shared store: {e}")
+            }
+            _ => {
+                app.sessions.remove(session.id());
+                return Err(handover_error(e));
+            }
+        }
+    }
     match outcome {
         Ok(Some(digest)) => {
             app.sessions.remove(session.id());
             Ok(blob_created(session.repo(), &digest))
         }
-        Ok(None) => Ok(accepted(session, StatusCode::ACCEPTED)),
+        Ok(None) => Ok(accepted(session.location(), session.range(), session.id())),
         Err(Failure { error, keep: true }) => Err(RegistryError::UploadKept {
             error: Box::new(error),
             range: session.range(),
@@ -99,12 +117,13 @@ pub fn respond(
     }
 }
 
-pub fn accepted(session: &Session, status: StatusCode) -> Response<Body> {
+/// 202 Accepted with the upload's `Location`, `Range` and id.
+pub fn accepted(location: String, range: String, id: &str) -> Response<Body> {
     Response::builder()
-        .status(status)
-        .header(header::LOCATION, session.location())
-        .header(header::RANGE, session.range())
-        .header("Docker-Upload-UUID", session.id())
+        .status(StatusCode::ACCEPTED)
+        .header(header::LOCATION, location)
+        .header(header::RANGE, range)
+        .header("Docker-Upload-UUID", id)
         .header(header::CONTENT_LENGTH, 0)
         .body(body::empty())
         .expect("valid response")
