@@ -35,6 +35,7 @@ PROXY_REDIS = "ecr-proxy+redis"  # the -redis variant's proxy, and replica 1
 REPLICAS = (PROXY_REDIS, "ecr-proxy+redis-2", "ecr-proxy+redis-3")
 SIZE = 256 * MiB
 CHUNK = 3 * MiB
+PART = 10 * MiB  # the partSize the emulator announces, as ECR does: where the proxy ships parts
 SEED = 13
 TARGET = 1.3  # Redis sessions may take at most this many times the in-process time
 TIMEOUT = 300  # seconds, any one socket operation of one request
@@ -221,14 +222,27 @@ def verify(host: str, repo: str) -> None:
                      f"{len(data)} and {digest}")
 
 
+def _median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2] if xs else 0.0
+
+
 def latency_stats(client: Client) -> dict[str, float]:
-    """Median, p90 and max PATCH latency in ms, and the POST and PUT in ms."""
-    patch = sorted(s for m, _, s in client.latency if m == "PATCH")
+    """PATCH latency in ms: median, p90 and max, and the medians of the PATCHes whose bytes
+    complete a PART (the proxy ships a part to ECR during them) and of the others; the POST
+    and PUT in ms."""
+    patch = [s for m, _, s in client.latency if m == "PATCH"]
     if not patch:
         return {}
-    out = {"patch_p50": patch[len(patch) // 2] * 1e3,
+    ships, rest, sent = [], [], 0
+    for s in patch:
+        n = min(CHUNK, SIZE - sent)
+        (ships if (sent + n) // PART > sent // PART else rest).append(s)
+        sent += n
+    patch.sort()
+    out = {"patch_p50": _median(patch) * 1e3,
            "patch_p90": patch[min(len(patch) - 1, int(len(patch) * 0.9))] * 1e3,
-           "patch_max": patch[-1] * 1e3, "patches": len(patch)}
+           "patch_max": patch[-1] * 1e3, "patches": len(patch),
+           "patch_part": _median(ships) * 1e3, "patch_nopart": _median(rest) * 1e3}
     for method in ("POST", "PUT"):
         out[method.lower()] = sum(s for m, _, s in client.latency if m == method) * 1e3
     return out

@@ -33,11 +33,12 @@ def report(runs: dict[str, list]) -> list[str]:
            "PATCHes, Redis sessions against in-process (medians)", "",
            "| case | setup | wall | each round | / in-process (each round) | proxy CPU s "
            "| proxy CPU s/GiB | redis CPU s | emulator CPU s | PATCH p50 / p90 / max "
+           "| PATCH p50: no part / part shipped "
            "| PUT | through Redis in / out | Redis commands |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case, rs in ok.items():
         if not rs:
-            out.append(f"| {case} | {VARIANTS[case]} | FAILED | | | | | | | | | | |")
+            out.append(f"| {case} | {VARIANTS[case]} | FAILED | | | | | | | | | | | |")
             continue
         s = _med(r.seconds for r in rs)
         ratio = f"{s / base_s:.2f}×" if base_s else "–"
@@ -56,6 +57,7 @@ def report(runs: dict[str, list]) -> list[str]:
             f"| {_f(_med(r.cpu.get(chunked.REDIS) for r in rs))} "
             f"| {_f(_med(r.cpu.get('emulator') for r in rs))} "
             f"| {x('patch_p50'):.0f} / {x('patch_p90'):.0f} / {x('patch_max'):.0f} ms "
+            f"| {x('patch_nopart'):.0f} / {x('patch_part'):.0f} ms "
             f"| {x('put'):.0f} ms | {redis_io} | {cmds} |")
     lines = []
     for case in (chunked.CASE_REDIS, chunked.CASE_REPLICAS):
@@ -69,7 +71,9 @@ def report(runs: dict[str, list]) -> list[str]:
             f"Each upload: POST, {patches} PATCHes with Content-Range, PUT ?digest= with no "
             "body, from python http.client on one keep-alive connection per proxy; checked by "
             "the 202 Range after every PATCH, the PUT's 201 and Docker-Content-Digest, and a "
-            "HEAD of the blob (Content-Length, Docker-Content-Digest), untimed. Proxy CPU is "
+            "HEAD of the blob (Content-Length, Docker-Content-Digest), untimed. \"Part shipped\": "
+            f"the PATCHes whose bytes complete a {chunked.PART // MiB} MiB part (the proxy "
+            "sends it to ECR during them). Proxy CPU is "
             "the sum over the case's proxies; Redis CPU and the emulator's (a stand-in for "
             "AWS) are not in it. Redis bytes and commands are INFO deltas around the upload. "
             "The variants share one emulator and run one after the other, their order "
