@@ -387,8 +387,10 @@ fn invalidated(app: &App, notice: crate::shared::Notice) {
     }
     tracing::debug!(?msg, "invalidation from a replica");
     if msg.kind == crate::shared::InvalidationKind::Upload {
-        if let Some(id) = &msg.upload {
-            app.sessions.remove_in(&msg.repository, id);
+        match (&msg.upload, msg.version) {
+            (Some(id), None) => app.sessions.remove_in(&msg.repository, id),
+            (Some(id), Some(v)) => app.sessions.remove_stale(&msg.repository, id, v),
+            (None, _) => {}
         }
         return;
     }

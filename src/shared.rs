@@ -19,7 +19,7 @@ pub use invalidate::Notice;
 pub use invalidate::{Invalidation, InvalidationKind};
 pub use redis::Script;
 pub use subscriber::SubscriptionEvent;
-pub use uploads::{Begin, End, Lease, Status, TailWrite, UploadRecord};
+pub use uploads::{Begin, End, Lease, Position, Status, TailWrite, UploadRecord};
 
 use crate::config::SessionsSettings;
 use crate::metrics::Metrics;

@@ -131,20 +131,8 @@ impl PartBody {
     /// The raw bytes taken so far from offset `from` on (decoded from the body: the raw part is
     /// not kept), for saving an unfinished part elsewhere (another replica goes on from them).
     pub fn raw_from(&self, from: u64) -> Vec<u8> {
-        let from = from.min(self.raw_len);
-        let mut out = Vec::with_capacity((self.raw_len - from) as usize);
-        // Until `finish`, the body holds whole groups only: 3 raw bytes as 4 characters.
-        let encoded = self.raw_len - self.carry_len as u64;
-        if from < encoded {
-            let start = PREFIX.len() + (from / 3) as usize * 4;
-            let decoded = base64_simd::STANDARD
-                .decode_to_vec(&self.buf[start..self.pos])
-                .expect("a body this module wrote is valid base64");
-            out.extend_from_slice(&decoded[(from % 3) as usize..]);
-        }
-        let skip = (from.saturating_sub(encoded) as usize).min(self.carry_len);
-        out.extend_from_slice(&self.carry[skip..self.carry_len]);
-        out
+        let carry = &self.carry[..self.carry_len];
+        decode_from(&self.buf[..self.pos], carry, self.raw_len, from)
     }
 
     /// Take the next raw bytes of the part.
@@ -251,6 +239,12 @@ impl ParkedBody {
         self.raw_len
     }
 
+    /// The raw bytes from offset `from` on, given the saved body (its first `len()` bytes).
+    pub fn raw_from(&self, saved: &[u8], from: u64) -> Vec<u8> {
+        let carry = &self.carry[..self.carry_len];
+        decode_from(&saved[..self.pos], carry, self.raw_len, from)
+    }
+
     /// Go on in `buf`, whose first `len()` bytes are the saved body.
     pub fn restore(self, mut buf: BytesMut) -> PartBody {
         if buf.len() < buf.capacity() {
@@ -274,6 +268,42 @@ impl EncodedPart {
     pub fn reclaim(body: Bytes) -> Option<BytesMut> {
         body.try_into_mut().ok()
     }
+}
+
+/// The raw bytes from `from` on of an unfinished body: `written` (the prefix, then whole groups:
+/// 3 raw bytes as 4 characters) and the `carry` not yet encoded, `raw_len` raw bytes in all.
+/// Decoded straight into the result.
+fn decode_from(written: &[u8], carry: &[u8], raw_len: u64, from: u64) -> Vec<u8> {
+    let b64 = base64_simd::STANDARD;
+    let from = from.min(raw_len);
+    let mut out = vec![0u8; (raw_len - from) as usize];
+    let encoded = raw_len - carry.len() as u64;
+    let mut at = 0;
+    if from < encoded {
+        let mut group = PREFIX.len() + (from / 3) as usize * 4;
+        let skip = (from % 3) as usize;
+        if skip > 0 {
+            let mut first = [0u8; 3];
+            b64.decode(
+                &written[group..group + 4],
+                base64_simd::Out::from_slice(&mut first),
+            )
+            .expect("a body this module wrote is valid base64");
+            at = 3 - skip;
+            out[..at].copy_from_slice(&first[skip..]);
+            group += 4;
+        }
+        let rest = (encoded - from) as usize - at;
+        b64.decode(
+            &written[group..],
+            base64_simd::Out::from_slice(&mut out[at..at + rest]),
+        )
+        .expect("a body this module wrote is valid base64");
+        at += rest;
+    }
+    let skip = (from.saturating_sub(encoded) as usize).min(carry.len());
+    out[at..].copy_from_slice(&carry[skip..]);
+    out
 }
 
 /// Puts a prepared body into the request, with its payload hash, before signing.

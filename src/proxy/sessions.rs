@@ -225,6 +225,18 @@ impl Sessions {
         }
     }
 
+    /// Forget this process's copy of session `id` of `repo` if it is of version `version` or
+    /// older and no request holds it (the upload moved to another replica, which took that
+    /// version over: a request running here holds the newer copy).
+    pub fn remove_stale(&self, repo: &str, id: &str, version: u64) {
+        let stale = |_: &String, s: &Arc<Session>| {
+            s.repo() == repo && s.version() <= version && s.state.try_lock().is_ok()
+        };
+        if let Some((_, s)) = self.table.remove_if(id, stale) {
+            s.cancellation().cancel();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.table.len()
     }

@@ -20,8 +20,8 @@ pub enum InvalidationKind {
     /// With `tag`: that tag was deleted (`digest`: the image it named). Without: the image
     /// `digest` was deleted, with every tag on it.
     Delete,
-    /// Upload `upload` of the repository was completed or cancelled: a replica holding a copy
-    /// of its session drops it.
+    /// Upload `upload` of the repository was completed or cancelled, or (with `version`) moved
+    /// to another replica: a replica holding a stale copy of its session drops it.
     Upload,
 }
 
@@ -36,6 +36,10 @@ pub struct Invalidation {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<String>,
+    /// With `upload`: it moved to another replica, which took version `version` of it; copies
+    /// of that version or older are stale. Without: the upload is over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 /// What an invalidation handler sees.
@@ -91,6 +95,7 @@ mod tests {
             tag: None,
             digest: Some("sha256:ab".into()),
             upload: None,
+            version: None,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(

@@ -28,6 +28,9 @@ pub struct UploadRecord {
     pub received: u64,
     /// The fencing token of the request that saved this state last.
     pub version: u64,
+    /// Where the request began whose CompleteLayerUpload failed in a way worth retrying (its
+    /// resend, on any replica, must not add its body again).
+    pub completing: Option<u64>,
 }
 
 /// A held lock: the upload and the fencing token that proves the hold.
@@ -55,6 +58,14 @@ pub enum Status {
     Open(UploadRecord),
     Unknown,
     Abandoned,
+}
+
+/// Where an upload stands: what a save writes besides the tail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    pub committed: u64,
+    pub received: u64,
+    pub completing: Option<u64>,
 }
 
 /// How a save changes the stored tail.
@@ -91,7 +102,7 @@ fn keys(id: &str) -> [String; 4] {
 
 /// The record's fields, in the order the scripts return them.
 const FIELDS: &str =
-    "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', 'version'";
+    "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', 'version', 'completing'";
 
 /// `KEYS` record, tail, lock, busy; `ARGV` repository, ECR upload id, part size, ttl ms, lease
 /// ms (0: not locked). Version and token 1.
@@ -99,7 +110,8 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
           redis.call('HSET', KEYS[1], 'repository', ARGV[1], 'ecr_upload_id', ARGV[2],
-            'part_size', ARGV[3], 'committed', 0, 'received', 0, 'version', 1, 'fence', 1)
+            'part_size', ARGV[3], 'committed', 0, 'received', 0, 'version', 1, 'fence', 1,
+            'completing', '')
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
           redis.call('SET', KEYS[2], '', 'PX', ARGV[4])
           if ARGV[5] ~= '0' then
@@ -125,7 +137,7 @@ static BEGIN: LazyLock<Script> = LazyLock::new(|| {
           redis.call('PEXPIRE', KEYS[1], ARGV[2])
           redis.call('PEXPIRE', KEYS[2], ARGV[2])
           local f = redis.call('HMGET', KEYS[1], {FIELDS})
-          return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6]}}"
+          return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6], f[7]}}"
     ))
 });
 
@@ -137,12 +149,12 @@ static STATUS: LazyLock<Script> = LazyLock::new(|| {
             return {{'abandoned'}}
           end
           local f = redis.call('HMGET', KEYS[1], {FIELDS})
-          return {{'open', '0', f[1], f[2], f[3], f[4], f[5], f[6]}}"
+          return {{'open', '0', f[1], f[2], f[3], f[4], f[5], f[6], f[7]}}"
     ))
 });
 
 /// `KEYS` record, tail, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
-/// committed, received, tail bytes, stored tail length (append), ttl ms.
+/// committed, received, tail bytes, stored tail length (append), ttl ms, completing ('' for none).
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'fenced' end
@@ -151,7 +163,7 @@ static END: LazyLock<Script> = LazyLock::new(|| {
           end
           if ARGV[2] ~= 'unchanged' then
             redis.call('HSET', KEYS[1], 'committed', ARGV[3], 'received', ARGV[4],
-              'version', ARGV[1])
+              'version', ARGV[1], 'completing', ARGV[8])
             if ARGV[2] == 'append' then redis.call('APPEND', KEYS[2], ARGV[5])
             else redis.call('SET', KEYS[2], ARGV[5]) end
           end
@@ -193,6 +205,7 @@ fn parse(id: &str, answer: Vec<Option<String>>) -> Result<(String, u64, UploadRe
     let [Some(part_size), Some(committed), Some(received), Some(version)] = numbers[..] else {
         return Err(format!("the stored record of upload `{id}` is incomplete"));
     };
+    let completing = next().parse().ok();
     let record = UploadRecord {
         repository,
         ecr_upload_id,
@@ -200,6 +213,7 @@ fn parse(id: &str, answer: Vec<Option<String>>) -> Result<(String, u64, UploadRe
         committed,
         received,
         version,
+        completing,
     };
     Ok((outcome, token, record))
 }
@@ -294,17 +308,17 @@ impl Shared {
     pub async fn end_upload(
         &self,
         lease: &Lease,
-        committed: u64,
-        received: u64,
+        at: Position,
         tail: TailWrite<'_>,
         ttl: Duration,
     ) -> Result<End, SharedError> {
         let k = keys(&lease.upload);
-        let (mode, bytes, at): (&[u8], &[u8], u64) = match tail {
+        let (mode, bytes, stored): (&[u8], &[u8], u64) = match tail {
             TailWrite::Unchanged => (b"unchanged", b"", 0),
             TailWrite::Replace(b) => (b"replace", b, 0),
             TailWrite::Append { at, bytes } => (b"append", bytes, at),
         };
+        let completing = at.completing.map(|c| c.to_string()).unwrap_or_default();
         let answer: String = self
             .eval(
                 &END,
@@ -312,11 +326,12 @@ impl Shared {
                 &[
                     lease.token.to_string().as_bytes(),
                     mode,
-                    committed.to_string().as_bytes(),
-                    received.to_string().as_bytes(),
+                    at.committed.to_string().as_bytes(),
+                    at.received.to_string().as_bytes(),
                     bytes,
-                    at.to_string().as_bytes(),
+                    stored.to_string().as_bytes(),
                     &ms(ttl),
+                    completing.as_bytes(),
                 ],
             )
             .await?;

@@ -155,12 +155,23 @@ fn the_raw_bytes_come_back_from_any_offset_whatever_the_pieces() {
                 body.push(piece);
                 rest = tail;
             }
-            for from in [0u64, 1, 2, 3, 5, len as u64 / 2, len as u64, len as u64 + 3] {
+            let froms = [0u64, 1, 2, 3, 5, len as u64 / 2, len as u64, len as u64 + 3];
+            for from in froms {
                 let want = &raw[(from as usize).min(len)..len];
                 assert_eq!(
                     body.raw_from(from),
                     want,
                     "pieces {pieces:?} len {len} from {from}"
+                );
+            }
+            // The same from a parked body and its saved bytes.
+            let (buf, parked) = body.park();
+            for from in froms {
+                let want = &raw[(from as usize).min(len)..len];
+                assert_eq!(
+                    parked.raw_from(&buf, from),
+                    want,
+                    "parked, len {len} from {from}"
                 );
             }
         }

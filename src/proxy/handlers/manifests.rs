@@ -333,6 +333,7 @@ fn announce(app: &App, kind: InvalidationKind, name: &str, tag: Option<&str>, di
             tag: tag.map(str::to_string),
             digest: Some(digest.to_string()),
             upload: None,
+            version: None,
         });
     }
 }

@@ -84,7 +84,16 @@ pub async fn start(
         repos::creating(app, name, || app.ecr.initiate_upload(name)).await?;
     let part_size = crate::parts::choose(app.config.part_size, ecr_part_size);
     let bodiless = req.body().is_end_stream() && digest.is_none();
-    let (session, hold) = create(app, name, upload_id, part_size, slot, !bodiless).await?;
+    let (session, hold) = create(
+        app,
+        name,
+        upload_id,
+        part_size,
+        slot,
+        !bodiless,
+        digest.is_none(),
+    )
+    .await?;
     tracing::debug!(session = %session.id(), ecr_upload = %session.ecr_upload_id(), part_size, "upload started");
     let Some(mut w) = hold else {
         return Ok(accepted(session.location(), session.range(), session.id()));
@@ -132,12 +141,20 @@ pub async fn put(
     id: &str,
     req: Request<Incoming>,
 ) -> RegistryResult<Response<Body>> {
-    exists(app, name, id).await?;
     // A digest the proxy cannot check leaves the upload as it was: the client may PUT again.
-    let digest = query_param(req.uri().query(), "digest").ok_or_else(|| {
-        RegistryError::DigestInvalid("the digest query parameter is required".into())
-    })?;
-    let digest = Digest::parse(&digest).map_err(|e| RegistryError::DigestInvalid(e.to_string()))?;
+    // (An unknown upload is the first thing to say, as without the check.)
+    let digest = query_param(req.uri().query(), "digest")
+        .ok_or_else(|| {
+            RegistryError::DigestInvalid("the digest query parameter is required".into())
+        })
+        .and_then(|d| Digest::parse(&d).map_err(|e| RegistryError::DigestInvalid(e.to_string())));
+    let digest = match digest {
+        Ok(d) => d,
+        Err(e) => {
+            exists(app, name, id).await?;
+            return Err(e);
+        }
+    };
     let mut w = lock(app, name, id, upload_client(&req)).await?;
     if let Some(begun) = w.completing() {
         let resend = match is_resend(&w, &req, begun) {

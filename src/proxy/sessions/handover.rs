@@ -9,14 +9,20 @@
 //! is just the local writer.
 //!
 //! Owns the order of those steps and what a failure of the store means (the request gets 503,
-//! the upload is not resumed from a state that may not match ECR). Knows no HTTP.
+//! the upload is not resumed from a state that may not match ECR); `hold` owns a request's hold
+//! and its end. Knows no HTTP.
+
+mod hold;
+
+pub use hold::Hold;
 
 use super::writer::{WriteError, Writer, WriterCtx};
 use super::{Client, Session, Sessions, Slot};
 use crate::shared::{
-    Begin, End, Invalidation, InvalidationKind, Lease, Shared, SharedError, Status, TailWrite,
+    Begin, Invalidation, InvalidationKind, Lease, Position, Shared, SharedError, Status, TailWrite,
     UploadRecord,
 };
+use hold::Taken;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,8 +43,9 @@ pub enum HandoverError {
     #[error("no upload `{0}` in this repository")]
     Unknown(String),
     #[error(
-        "upload `{0}` was ended: the replica serving it stopped in the middle of a request, so \
-         its state may not match ECR's; start the upload again"
+        "upload `{0}` ended: a request of it stopped without saving where it stood (its replica \
+         stopped, or the session store failed it), so its state may not match ECR's; start the \
+         upload again"
     )]
     Abandoned(String),
     #[error("another request of upload `{id}` held it for {secs} s; retry later", secs = BUSY_WAIT.as_secs())]
@@ -49,6 +56,16 @@ pub enum HandoverError {
     Fenced(String),
     #[error("the stored tail of upload `{0}` does not match its record; start the upload again")]
     Damaged(String),
+    #[error(
+        "where upload `{id}` stands could not be saved in the session store ({why}); it is as its \
+         previous request left it: ask its status and send the rest again"
+    )]
+    NotSaved { id: String, why: String },
+    #[error(
+        "where upload `{id}` stands could not be saved in the session store ({why}) after some of \
+         its bytes reached ECR; start the upload again"
+    )]
+    Lost { id: String, why: String },
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -60,138 +77,6 @@ pub struct Store {
     pub sessions: Arc<Sessions>,
     /// The session idle time: stored uploads expire after it, as local ones do.
     pub ttl: Duration,
-}
-
-/// One request's hold on an upload: the local writer and, with a shared store, the lock.
-pub struct Hold {
-    writer: Option<Writer>,
-    shared: Option<Held>,
-}
-
-struct Held {
-    store: Store,
-    lease: Lease,
-    /// Committed and received bytes as stored when the request began, and that state's version.
-    saved: (u64, u64),
-    version: u64,
-    renewer: tokio::task::AbortHandle,
-}
-
-impl std::ops::Deref for Hold {
-    type Target = Writer;
-    fn deref(&self) -> &Writer {
-        self.writer.as_ref().expect("a hold keeps its writer")
-    }
-}
-
-impl std::ops::DerefMut for Hold {
-    fn deref_mut(&mut self) -> &mut Writer {
-        self.writer.as_mut().expect("a hold keeps its writer")
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if self.shared.is_none() {
-            return;
-        }
-        // The request was dropped (its client went away): save where the upload stands anyway.
-        let mut rest = Hold {
-            writer: self.writer.take(),
-            shared: self.shared.take(),
-        };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Err(e) = rest.end(true).await {
-                    tracing::warn!("saving an upload after its request was dropped: {e}");
-                }
-            });
-        }
-    }
-}
-
-impl Hold {
-    /// A hold without a shared store.
-    pub fn local(writer: Writer) -> Hold {
-        Hold {
-            writer: Some(writer),
-            shared: None,
-        }
-    }
-
-    /// End the request's hold. `keep`: save where the upload stands for its next request;
-    /// else the upload is over (completed or failed for good) and is forgotten everywhere. On an
-    /// error the local copy is dropped too: the upload cannot be resumed from it.
-    pub async fn end(&mut self, keep: bool) -> Result<(), HandoverError> {
-        let Some(held) = self.shared.take() else {
-            return Ok(());
-        };
-        held.renewer.abort();
-        let w = self.writer.as_mut().expect("a hold keeps its writer");
-        let session = w.session().clone();
-        let store = &held.store;
-        if !keep {
-            let deleted = store.shared.delete_upload(session.id()).await;
-            store.ended(session.repo(), session.id());
-            return deleted.map_err(Into::into);
-        }
-        // A part still in flight is waited for: what is saved must be what ECR holds.
-        let _ = w.wait().await;
-        let saved = save(&held, w).await;
-        match saved {
-            Ok(Some(version)) => {
-                session.set_version(version);
-                Ok(())
-            }
-            Ok(None) => {
-                store.sessions.remove_exact(&session);
-                Err(HandoverError::Fenced(session.id().into()))
-            }
-            Err(e) => {
-                store.sessions.remove_exact(&session);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Save the writer's state under `held`'s lease and release it: the version now stored, or
-/// `None` when fenced out.
-async fn save(held: &Held, w: &mut Writer) -> Result<Option<u64>, HandoverError> {
-    let (committed, received) = (w.committed(), w.received());
-    let (saved_committed, saved_received) = held.saved;
-    let shared = &held.store.shared;
-    let ttl = held.store.ttl;
-    if (committed, received) == held.saved {
-        let end = shared
-            .end_upload(&held.lease, committed, received, TailWrite::Unchanged, ttl)
-            .await?;
-        return Ok((end == End::Saved).then_some(held.version));
-    }
-    if committed == saved_committed && received > saved_received {
-        let at = saved_received - committed;
-        let bytes = w.tail_from(at).await?;
-        let tail = TailWrite::Append { at, bytes: &bytes };
-        match shared
-            .end_upload(&held.lease, committed, received, tail, ttl)
-            .await?
-        {
-            End::Saved => return Ok(Some(held.lease.token)),
-            End::Fenced => return Ok(None),
-            End::TailMismatch => {} // replaced whole below
-        }
-    }
-    let bytes = w.tail_from(0).await?;
-    let end = shared
-        .end_upload(
-            &held.lease,
-            committed,
-            received,
-            TailWrite::Replace(&bytes),
-            ttl,
-        )
-        .await?;
-    Ok((end == End::Saved).then_some(held.lease.token))
 }
 
 impl Store {
@@ -216,6 +101,7 @@ impl Store {
             committed: 0,
             received: 0,
             version: 1,
+            completing: None,
         };
         let lease = match self
             .shared
@@ -232,9 +118,9 @@ impl Store {
         let Some(lease) = lease else {
             return Ok((session, None));
         };
-        let renewer = spawn_renewer(self.clone(), lease.clone());
+        let taken = Taken::new(self, lease);
         let w = Writer::lock(session.clone(), ctx).await;
-        let hold = self.hold(w, lease, (0, 0), 1, renewer);
+        let hold = self.hold(w, taken, Position::default(), 1);
         Ok((session, Some(hold)))
     }
 
@@ -248,9 +134,9 @@ impl Store {
     ) -> Result<Hold, HandoverError> {
         let deadline = Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(2);
-        let (lease, record) = loop {
-            match self.shared.begin_upload(id, LEASE, self.ttl).await? {
-                Begin::Locked(lease, record) => break (lease, record),
+        let (taken, record) = loop {
+            match self.try_begin(id).await? {
+                Begin::Locked(lease, record) => break (Taken::new(self, lease), record),
                 Begin::Busy if Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -267,25 +153,27 @@ impl Store {
                 }
             }
         };
+        if record.repository != repo {
+            return Err(HandoverError::Unknown(id.into())); // `taken` releases the lock
+        }
+        // A tail as long as a part is possible: a request dropped while its full part waited
+        // for the one before saves it so (the next write ships it).
         let tail_len = record.received.checked_sub(record.committed);
-        let fits = tail_len.is_some_and(|t| t < record.part_size.max(1));
-        if record.repository != repo || !fits {
-            self.release(&lease).await;
-            if record.repository != repo {
-                return Err(HandoverError::Unknown(id.into()));
-            }
-            let _ = self.shared.delete_upload(id).await;
+        if tail_len.is_none_or(|t| t > record.part_size) {
+            self.shared.delete_upload(id).await?;
             return Err(HandoverError::Damaged(id.into()));
         }
-        let saved = (record.committed, record.received);
-        // Renewed from now on: loading the tail may wait for memory.
-        let renewer = spawn_renewer(self.clone(), lease.clone());
+        let saved = Position {
+            committed: record.committed,
+            received: record.received,
+            completing: record.completing,
+        };
         // The copy this process kept is current when no one has saved the upload since.
         if let Some(s) = self.sessions.get(repo, id) {
             if s.version() == record.version && s.received() == record.received {
                 let w = Writer::lock(s, ctx.clone()).await;
                 if w.committed() == record.committed && w.received() == record.received {
-                    return Ok(self.hold(w, lease, saved, record.version, renewer));
+                    return Ok(self.hold(w, taken, saved, record.version));
                 }
             }
         }
@@ -299,18 +187,32 @@ impl Store {
         );
         session.set_version(record.version);
         let mut w = Writer::lock(session.clone(), ctx).await;
-        match self.load_tail(&mut w, &record).await {
-            Ok(()) => Ok(self.hold(w, lease, saved, record.version, renewer)),
-            Err(e) => {
-                renewer.abort();
-                self.sessions.remove_exact(&session);
-                if matches!(e, HandoverError::Damaged(_)) {
-                    let _ = self.shared.delete_upload(id).await;
-                } else {
-                    self.release(&lease).await;
-                }
-                Err(e)
+        if let Err(e) = self.load_tail(&mut w, &record).await {
+            self.sessions.remove_exact(&session);
+            if matches!(e, HandoverError::Damaged(_)) {
+                let _ = self.shared.delete_upload(id).await;
             }
+            return Err(e); // `taken` releases the lock
+        }
+        // Replicas holding an older copy drop it (this one's is held by this request).
+        self.announce(repo, id, Some(record.version));
+        Ok(self.hold(w, taken, saved, record.version))
+    }
+
+    /// One attempt at the lock, on a task of its own: if the request goes away meanwhile, a
+    /// lock taken for it is released rather than left to expire (and the upload abandoned).
+    async fn try_begin(&self, id: &str) -> Result<Begin, HandoverError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (store, upload) = (self.clone(), id.to_string());
+        tokio::spawn(async move {
+            let begun = store.shared.begin_upload(&upload, LEASE, store.ttl).await;
+            if let Err(Ok(Begin::Locked(lease, _))) = tx.send(begun) {
+                store.release(&lease).await;
+            }
+        });
+        match rx.await {
+            Ok(begun) => Ok(begun?),
+            Err(_) => Err(HandoverError::Busy { id: id.into() }),
         }
     }
 
@@ -318,7 +220,7 @@ impl Store {
     async fn load_tail(&self, w: &mut Writer, record: &UploadRecord) -> Result<(), HandoverError> {
         let tail_len = record.received - record.committed;
         if tail_len == 0 {
-            w.restore(record.committed, None);
+            w.restore(record.committed, record.completing, None);
             return Ok(());
         }
         let memory = w.part_memory().await?;
@@ -327,7 +229,7 @@ impl Store {
         if bytes.len() as u64 != tail_len {
             return Err(HandoverError::Damaged(id));
         }
-        w.restore(record.committed, Some((memory, &bytes)));
+        w.restore(record.committed, record.completing, Some((memory, &bytes)));
         Ok(())
     }
 
@@ -353,72 +255,35 @@ impl Store {
 
     /// The upload is over: this process's copy goes, and the other replicas are told to drop
     /// theirs (and stop a request still using one).
-    fn ended(&self, repo: &str, id: &str) {
+    pub(super) fn ended(&self, repo: &str, id: &str) {
         self.sessions.remove(id);
+        self.announce(repo, id, None);
+    }
+
+    /// Tell the replicas that upload `id` ended (`None`) or moved on from `version`.
+    fn announce(&self, repo: &str, id: &str, version: Option<u64>) {
         self.shared.invalidate(Invalidation {
             kind: InvalidationKind::Upload,
             repository: repo.to_string(),
             tag: None,
             digest: None,
             upload: Some(id.to_string()),
+            version,
         });
     }
 
     /// Release a lock taken for nothing (the stored state is unchanged).
-    async fn release(&self, lease: &Lease) {
+    pub(super) async fn release(&self, lease: &Lease) {
         let r = self
             .shared
-            .end_upload(lease, 0, 0, TailWrite::Unchanged, self.ttl)
+            .end_upload(lease, Position::default(), TailWrite::Unchanged, self.ttl)
             .await;
         if let Err(e) = r {
             tracing::debug!(upload = %lease.upload, "releasing an upload's lock: {e}");
         }
     }
 
-    fn hold(
-        &self,
-        w: Writer,
-        lease: Lease,
-        saved: (u64, u64),
-        version: u64,
-        renewer: tokio::task::AbortHandle,
-    ) -> Hold {
-        Hold {
-            writer: Some(w),
-            shared: Some(Held {
-                store: self.clone(),
-                lease,
-                saved,
-                version,
-                renewer,
-            }),
-        }
+    fn hold(&self, w: Writer, taken: Taken, saved: Position, version: u64) -> Hold {
+        Hold::shared(self.clone(), w, taken, saved, version)
     }
-}
-
-/// Keep the lease while the request runs; stop the request (this process's copy of the upload
-/// dropped) when it is lost or cannot be renewed in time, before another replica could take the
-/// upload over.
-fn spawn_renewer(store: Store, lease: Lease) -> tokio::task::AbortHandle {
-    tokio::spawn(async move {
-        let mut last_ok = Instant::now();
-        loop {
-            tokio::time::sleep(RENEW_EVERY).await;
-            match store.shared.renew_upload(&lease, LEASE, store.ttl).await {
-                Ok(true) => last_ok = Instant::now(),
-                Ok(false) => {
-                    tracing::warn!(upload = %lease.upload, "lost an upload's lock mid-request: the request stops");
-                    store.sessions.remove(&lease.upload);
-                    return;
-                }
-                Err(e) if last_ok.elapsed() >= RENEW_GIVE_UP => {
-                    tracing::warn!(upload = %lease.upload, "cannot renew an upload's lock ({e}): the request stops");
-                    store.sessions.remove(&lease.upload);
-                    return;
-                }
-                Err(_) => {}
-            }
-        }
-    })
-    .abort_handle()
 }

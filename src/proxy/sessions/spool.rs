@@ -126,6 +126,13 @@ impl SpoolFile {
         std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut into[..self.len]))
     }
 
+    /// Read the file's bytes without removing it (saving a parked tail elsewhere).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let mut bytes = vec![0u8; self.len];
+        std::fs::File::open(&self.path).and_then(|mut f| f.read_exact(&mut bytes))?;
+        Ok(bytes)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

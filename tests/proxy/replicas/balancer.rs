@@ -17,6 +17,19 @@ impl Balancer {
     /// Start one in front of `servers`, or `None` (SKIPPED; a failure under CI=true) when
     /// `haproxy` is missing.
     pub async fn start(servers: &[SocketAddr]) -> Option<Balancer> {
+        Balancer::start_with(servers, "", "").await
+    }
+
+    /// `start`, and a server is taken out once one health check of `/healthz` fails (every
+    /// 200 ms), and a request whose connection is refused goes to another server (`retries 3`,
+    /// `option redispatch`): for tests that kill a replica.
+    pub async fn start_checked(servers: &[SocketAddr]) -> Option<Balancer> {
+        let backend = "  option httpchk GET /healthz\n  option redispatch 1\n  retries 3\n";
+        Balancer::start_with(servers, backend, " check inter 200ms fall 1 rise 2").await
+    }
+
+    /// `backend`: more lines for the backend section; `server`: what follows each server line.
+    async fn start_with(servers: &[SocketAddr], backend: &str, server: &str) -> Option<Balancer> {
         if !crate::support::tool_available("haproxy", "-v") {
             return None;
         }
@@ -25,14 +38,14 @@ impl Balancer {
         let lines: Vec<String> = servers
             .iter()
             .enumerate()
-            .map(|(i, a)| format!("  server proxy{i} {a}\n"))
+            .map(|(i, a)| format!("  server proxy{i} {a}{server}\n"))
             .collect();
         let config = format!(
             "global\n  maxconn 512\n\
              defaults\n  mode http\n  option http-server-close\n  timeout connect 2s\n  \
              timeout client 60s\n  timeout server 60s\n\
              frontend registry\n  bind 127.0.0.1:{port}\n  default_backend proxies\n\
-             backend proxies\n  balance roundrobin\n{}",
+             backend proxies\n  balance roundrobin\n{backend}{}",
             lines.concat()
         );
         let path = dir.path().join("haproxy.cfg");

@@ -1,8 +1,8 @@
 //! One upload's requests on different replicas, each request on the next one: POST on A, each
 //! 3 MiB PATCH and each status GET on another, PUT on yet another. The bytes reach ECR in parts
-//! of exactly 10, 10 and 5 MiB and read back whole; a wrong digest is ECR's verdict and leaves
-//! nothing; a cancel on one replica ends the upload on all; a stored upload expires after the
-//! session idle time, as a local one does, unless requests on any replica keep it alive.
+//! of exactly 10, 10 and 5 MiB and read back whole; a cancel on one replica ends the upload on
+//! all; a stored upload expires after the session idle time, as a local one does, unless
+//! requests on any replica keep it alive.
 
 use super::{Redis, Replicas};
 use crate::support::*;
@@ -122,43 +122,17 @@ async fn each_request_of_a_chunked_upload_on_another_replica() {
 }
 
 #[tokio::test]
-async fn a_wrong_digest_across_replicas_is_ecrs_verdict_and_a_cancel_ends_the_upload_everywhere() {
+async fn a_cancel_on_one_replica_ends_the_upload_everywhere() {
     let Some(redis) = Redis::start().await else {
         return;
     };
     let r = Replicas::start(&redis.url(), &["", "", ""]).await;
     let urls: Vec<String> = (0..3).map(|i| r.url(i)).collect();
-    let bytes = data(32, 13 * MIB);
-    let wrong = digest(b"other bytes");
-
-    let loc = begin(&urls[0], "moves/wrong").await;
-    let loc = patch_around(&urls, loc, &bytes, 3 * MIB).await;
-    let resp = put(&urls[2], &loc, &wrong).await;
-    assert_eq!(
-        (resp.status, resp.error_code().as_str()),
-        (400, "DIGEST_INVALID")
-    );
-    for url in &urls {
-        let gone = request("GET", &format!("{url}{loc}"), &[], Bytes::new()).await;
-        assert_eq!(
-            (gone.status, gone.error_code().as_str()),
-            (404, "BLOB_UPLOAD_UNKNOWN")
-        );
-        for d in [&wrong, &digest(&bytes)] {
-            let head = request(
-                "HEAD",
-                &format!("{url}/v2/moves/wrong/blobs/{d}"),
-                &[],
-                Bytes::new(),
-            )
-            .await;
-            assert_eq!(head.status, 404, "a layer was stored");
-        }
-    }
+    let bytes = data(32, 3 * MIB);
 
     // Cancelled through B after a PATCH through A: no replica goes on with it.
     let loc = begin(&urls[0], "moves/cancel").await;
-    let loc = patch_around(&urls[..1], loc, &bytes[..3 * MIB], 3 * MIB).await;
+    let loc = patch_around(&urls[..1], loc, &bytes, 3 * MIB).await;
     let resp = request("DELETE", &format!("{}{loc}", urls[1]), &[], Bytes::new()).await;
     assert_eq!(resp.status, 204);
     for url in &urls {

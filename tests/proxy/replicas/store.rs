@@ -5,7 +5,7 @@
 
 use super::redis::Redis;
 use ecr_proxy::config::SessionsSettings;
-use ecr_proxy::shared::{Begin, End, Shared, Status, TailWrite, UploadRecord};
+use ecr_proxy::shared::{Begin, End, Position, Shared, Status, TailWrite, UploadRecord};
 use std::time::Duration;
 
 fn handles(redis: &Redis) -> (Shared, Shared) {
@@ -29,6 +29,15 @@ fn record() -> UploadRecord {
         committed: 0,
         received: 0,
         version: 1,
+        completing: None,
+    }
+}
+
+fn at(committed: u64, received: u64) -> Position {
+    Position {
+        committed,
+        received,
+        completing: None,
     }
 }
 
@@ -62,7 +71,7 @@ async fn one_replica_at_a_time_holds_an_upload_and_a_late_one_is_fenced_out() {
         Begin::Busy
     );
     let end = a
-        .end_upload(&lease_a, 0, 5, TailWrite::Replace(b"hello"), TTL)
+        .end_upload(&lease_a, at(0, 5), TailWrite::Replace(b"hello"), TTL)
         .await
         .unwrap();
     assert_eq!(end, End::Saved);
@@ -77,13 +86,13 @@ async fn one_replica_at_a_time_holds_an_upload_and_a_late_one_is_fenced_out() {
         at: 3,
         bytes: b" world",
     };
-    let end = b.end_upload(&lease_b, 0, 11, wrong, TTL).await.unwrap();
+    let end = b.end_upload(&lease_b, at(0, 11), wrong, TTL).await.unwrap();
     assert_eq!(end, End::TailMismatch);
     let right = TailWrite::Append {
         at: 5,
         bytes: b" world",
     };
-    let end = b.end_upload(&lease_b, 0, 11, right, TTL).await.unwrap();
+    let end = b.end_upload(&lease_b, at(0, 11), right, TTL).await.unwrap();
     assert_eq!(end, End::Saved);
     assert_eq!(a.upload_tail("up1").await.unwrap(), b"hello world");
 
@@ -105,7 +114,7 @@ async fn one_replica_at_a_time_holds_an_upload_and_a_late_one_is_fenced_out() {
     );
     assert_eq!(b.upload_status("up1").await.unwrap(), Status::Unknown);
     let end = a
-        .end_upload(&late, 0, 20, TailWrite::Replace(b"late"), TTL)
+        .end_upload(&late, at(0, 20), TailWrite::Replace(b"late"), TTL)
         .await
         .unwrap();
     assert_eq!(end, End::Fenced);
@@ -141,7 +150,7 @@ async fn a_renewed_lease_keeps_the_upload_and_delete_fences_its_holder_out() {
     // A cancel elsewhere deletes it: the holder's save is fenced out and writes nothing.
     b.delete_upload("up2").await.unwrap();
     let end = a
-        .end_upload(&lease, 0, 3, TailWrite::Replace(b"abc"), TTL)
+        .end_upload(&lease, at(0, 3), TailWrite::Replace(b"abc"), TTL)
         .await
         .unwrap();
     assert_eq!(end, End::Fenced);

@@ -21,7 +21,9 @@ pub fn store(app: &App) -> Option<Store> {
     })
 }
 
-/// Open a session for a new ECR upload; with `lock`, hold it for this request.
+/// Open a session for a new ECR upload; with `lock`, hold it for this request. `shared`: the
+/// upload may go on in later requests, so it goes into the shared store when there is one (a
+/// one-request upload never leaves its request, and needs no store).
 pub async fn create(
     app: &App,
     name: &str,
@@ -29,8 +31,9 @@ pub async fn create(
     part_size: u64,
     slot: Slot,
     lock: bool,
+    shared: bool,
 ) -> RegistryResult<(Arc<Session>, Option<Hold>)> {
-    if let Some(store) = store(app) {
+    if let Some(store) = store(app).filter(|_| shared) {
         let ctx = writer_ctx(app);
         return store
             .create(ctx, name, ecr_upload_id, part_size, slot, lock)
@@ -96,6 +99,9 @@ pub fn handover_error(e: HandoverError) -> RegistryError {
     match e {
         HandoverError::Store(_) | HandoverError::Busy { .. } => {
             RegistryError::Unavailable(format!("{e}; nothing of the upload was changed"))
+        }
+        HandoverError::NotSaved { .. } | HandoverError::Lost { .. } => {
+            RegistryError::Unavailable(e.to_string())
         }
         HandoverError::Write(w) => super::Failure::from(w).error,
         HandoverError::Unknown(_)

@@ -1,7 +1,8 @@
 //! A writer's state going to and coming from the shared session store (`sessions::handover`):
-//! the raw bytes of the tail to save, and a tail restored from saved bytes. Part memory for a
-//! restored tail is taken before its bytes are fetched, so they are counted against the budget
-//! before they arrive. Knows nothing of Redis.
+//! the raw bytes of the tail to save (a parked tail read from its spool file: a save never waits
+//! for memory), and a tail (and a completion worth resending) restored from saved bytes. Part
+//! memory for a restored tail is taken before its bytes are fetched, so they are counted against
+//! the budget before they arrive. Knows nothing of Redis.
 
 use super::super::budget::PartMemory;
 use super::{Tail, WriteError, Writer};
@@ -13,19 +14,18 @@ impl Writer {
         self.state.committed
     }
 
-    /// The tail's raw bytes from `from` (an offset into the tail) on, reading a parked tail
-    /// back into memory first. No part may be in flight (`wait` first).
-    pub(in crate::proxy::sessions) async fn tail_from(
-        &mut self,
-        from: u64,
-    ) -> Result<Vec<u8>, WriteError> {
+    /// The tail's raw bytes from `from` (an offset into the tail) on; a parked tail is read
+    /// from its spool file (no part memory needed: a save must not wait for the budget). No part
+    /// may be in flight (`wait` first).
+    pub(in crate::proxy::sessions) fn tail_from(&self, from: u64) -> Result<Vec<u8>, WriteError> {
         debug_assert!(self.state.in_flight.is_none());
-        if matches!(self.state.tail, Tail::Parked(..)) {
-            self.fill().await?;
-        }
         Ok(match &self.state.tail {
+            Tail::Empty => Vec::new(),
             Tail::Filling(body, _) => body.raw_from(from),
-            _ => Vec::new(),
+            Tail::Parked(parked, file) => {
+                let saved = file.read().map_err(WriteError::Spool)?;
+                parked.raw_from(&saved, from)
+            }
         })
     }
 
@@ -41,10 +41,12 @@ impl Writer {
     pub(in crate::proxy::sessions) fn restore(
         &mut self,
         committed: u64,
+        completing: Option<u64>,
         tail: Option<(PartMemory, &[u8])>,
     ) {
         debug_assert!(self.state.received == 0 && matches!(self.state.tail, Tail::Empty));
         self.state.committed = committed;
+        self.state.completing = completing;
         self.state.received = committed;
         if let Some((memory, bytes)) = tail {
             let (buf, reservation) = memory.into_parts();
