@@ -18,6 +18,13 @@ What it measures
                               distribution): auth.py
       pull-512M-cached        pull-512M from a third ecr-proxy with [cache], its cache filled
                               by an untimed pull first, against distribution: cache.py
+      chunked-256M            a chunked upload (3 MiB PATCHes, then PUT ?digest=) of a 256 MiB
+                              blob through ecr-proxy, sessions in the process: chunked.py
+      chunked-256M-redis      the same through an ecr-proxy with [sessions] on a redis-server
+                              the bench starts on loopback
+      chunked-256M-replicas   the same through three such proxies sharing that Redis, each
+                              request to the next proxy in turn (the chunked cases compare with
+                              each other, not with distribution; their order alternates by round)
 
     Transfer cases report wall time of the client command; rate cases send a fixed number of
     requests (--requests, the same for both registries) and report requests/s and p99 latency as
@@ -72,6 +79,8 @@ from pathlib import Path
 
 import auth
 import cache
+import chunked
+import chunked_report
 
 ROOT = Path(__file__).resolve().parents[2]
 # Where `cargo build --release` put the binary (CARGO_TARGET_DIR, as cargo reads it).
@@ -155,11 +164,12 @@ class Server:
     """One server process on a loopback port, with its log file and /proc readings."""
 
     def __init__(self, name: str, cmd: list[str], port: int, workdir: Path, env=None,
-                 registry=True, creds: str | None = None):
+                 registry=True, creds: str | None = None, ready=None):
         self.name, self.cmd, self.port, self.workdir = name, cmd, port, workdir
         self.env = env
         self.creds = creds  # user:password for skopeo, when the registry wants them
         self.registry = registry  # a registry must answer GET /v2/ with 200
+        self.ready = ready  # or, for what is no HTTP server, ready(port) -> bool
         self.logfile = workdir / "server.log"
         self.proc: subprocess.Popen | None = None
         self.lifetime_peak = 0
@@ -178,6 +188,11 @@ class Server:
         url = f"http://{self.host}/v2/"
         for _ in range(READY_TRIES):
             self.check_alive()
+            if self.ready is not None:
+                if self.ready(self.port):
+                    return
+                time.sleep(0.1)
+                continue
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200 or not self.registry:
@@ -240,10 +255,11 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_servers(tmp: Path, with_auth: bool = False,
-                  with_cache: bool = False) -> dict[str, Server]:
+def start_servers(tmp: Path, with_auth: bool = False, with_cache: bool = False,
+                  redis_proxies: tuple[str, ...] = ()) -> dict[str, Server]:
     """distribution, the emulator and ecr-proxy (and, with_auth, a second ecr-proxy with
-    [auth] on; with_cache, one with [cache]), each ready; returns them by name."""
+    [auth] on; with_cache, one with [cache]; with redis_proxies, a redis-server and those
+    proxies with [sessions] on it), each ready; returns them by name."""
     servers: dict[str, Server] = {}
     try:
         ddir = tmp / "distribution"
@@ -288,6 +304,19 @@ def start_servers(tmp: Path, with_auth: bool = False,
                 cache.NAME, [str(BIN), "serve", "--config", str(cache.write_config(cdir)),
                              "--listen", f"127.0.0.1:{cport}"],
                 cport, cdir, env=penv)
+        if redis_proxies:
+            rdir = tmp / chunked.REDIS
+            rdir.mkdir()
+            rport = free_port()
+            servers[chunked.REDIS] = Server(chunked.REDIS, chunked.redis_cmd(rport), rport,
+                                            rdir, ready=chunked.redis_ready)
+            renv = dict(penv, ECR_PROXY_REDIS_URL=f"redis://127.0.0.1:{rport}")
+        for name in redis_proxies:
+            sdir = tmp / name
+            sdir.mkdir()
+            sport = free_port()
+            servers[name] = Server(name, [str(BIN), "serve", "--listen", f"127.0.0.1:{sport}"],
+                                   sport, sdir, env=renv)
 
         for name in servers:
             servers[name].start()
@@ -441,7 +470,8 @@ class Run:
     requests: int | None = None
     cpu: dict[str, float] = field(default_factory=dict)
     peak: dict[str, int] = field(default_factory=dict)
-    error: CaseError | None = None
+    error: CaseError | chunked.Failed | None = None
+    extra: dict[str, float] = field(default_factory=dict)  # chunked: latencies, Redis counters
 
 
 class Bench:
@@ -729,6 +759,7 @@ CASES = {
     auth.CASE: case_manifest_get_auth,
     cache.CASE: case_pull_cached,
 }
+KNOWN = [*CASES, *chunked.CASES]  # the chunked cases run through run_chunked, not CASES
 RPS_CASES = {"manifest-get", "head-blob", auth.CASE}
 PUSH_CASES = {c for c in CASES if "push" in c}
 
@@ -740,6 +771,8 @@ def targets(case: str) -> tuple[str, str]:
         return (P, auth.NAME)
     if case == cache.CASE:
         return (D, cache.NAME)
+    if case in chunked.CASES:
+        return (case,)  # its proxies: chunked.proxies()
     return (D, P)
 
 
@@ -793,7 +826,9 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
            requests: int) -> str:
     auth_runs = results.get(auth.CASE)
     cache_runs = results.get(cache.CASE)
-    results = {c: by for c, by in results.items() if c not in (auth.CASE, cache.CASE)}
+    chunked_runs = {c: results[c][c] for c in chunked.CASES if c in results}
+    results = {c: by for c, by in results.items()
+               if c not in (auth.CASE, cache.CASE, *chunked.CASES)}
     out: list[str] = []
     if results:  # the tables against distribution
         out = [f"## ecr-proxy vs distribution ({rounds} round{'s' * (rounds != 1)}, medians)", "",
@@ -841,6 +876,9 @@ def report(results: dict[str, dict[str, list[Run]]], b: Bench, rounds: int, elap
     if cache_runs is not None:
         out += cache.report(cache_runs[D], cache_runs[cache.NAME])
         results[cache.CASE] = cache_runs
+    if chunked_runs:
+        out += chunked_report.report(chunked_runs)
+        results.update({c: {c: runs} for c, runs in chunked_runs.items()})
     failures = [r for by in results.values() for runs in by.values() for r in runs if r.error]
     if failures:
         out += ["", "### Failures", ""]
@@ -881,11 +919,48 @@ def run_case(b: Bench, case: str, srv: Server, rnd: int, rounds: int) -> Run:
     return run
 
 
+def run_chunked(b: Bench, case: str, rnd: int, rounds: int) -> Run:
+    """One upload of a chunked case through its proxies (chunked.py), then its HEAD check."""
+    run = Run(case, case, rnd)
+    names = chunked.proxies(case, P)
+    hosts = [b.servers[n].host for n in names]
+    redis = b.servers.get(chunked.REDIS) if case != chunked.CASE else None
+    repo = f"bench/{case.lower()}-r{rnd}"
+    label = f"[round {rnd}/{rounds}] {case}"
+    meter = Meter(b.servers)
+    try:
+        info0 = chunked.redis_info(redis.port) if redis else {}
+        with meter:  # the upload only: the INFO reads and the HEAD are not timed
+            client = chunked.upload(hosts, repo, label)
+        info1 = chunked.redis_info(redis.port) if redis else {}
+        chunked.verify(hosts[0], repo)
+        run.seconds, run.gib = meter.seconds, chunked.SIZE / GiB
+        run.extra = chunked.latency_stats(client)
+        run.extra.update(chunked.redis_delta(info0, info1) if redis else {})
+        run.extra["proxy_cpu"] = sum(meter.cpu.get(n, 0) for n in names)
+    except (chunked.Failed, OSError) as e:
+        run.error = e if isinstance(e, chunked.Failed) else chunked.Failed("redis INFO", str(e))
+        log(f"{label} FAILED: {run.error.cmd}: {run.error.how}\n{run.error.output[-2000:]}")
+        for n in names:
+            log(f"  {n} log tail:\n{b.servers[n].log_tail(15)}")
+    for s in b.servers.values():
+        s.check_alive()
+    b.reset_ok &= meter.reset_ok
+    run.cpu, run.peak = dict(meter.cpu), dict(meter.peak)
+    if run.error is None:
+        x = run.extra
+        log(f"{label} {run.seconds:.2f} s  [proxy cpu {x['proxy_cpu']:.2f} s"
+            f" + redis {run.cpu.get(chunked.REDIS, 0):.2f} s"
+            f" + emulator {run.cpu.get('emulator', 0):.2f} s; PATCH p50 {x['patch_p50']:.0f} ms"
+            f", p90 {x['patch_p90']:.0f} ms, max {x['patch_max']:.0f} ms; PUT {x['put']:.0f} ms]")
+    return run
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="default 3")
-    ap.add_argument("--cases", default=",".join(CASES),
-                    help=f"comma-separated subset of: {', '.join(CASES)}")
+    ap.add_argument("--cases", default=",".join(KNOWN),
+                    help=f"comma-separated subset of: {', '.join(KNOWN)}")
     ap.add_argument("--out", type=Path, help="also write the Markdown report here")
     ap.add_argument("--keep", action="store_true", help="leave the temp dir in place")
     ap.add_argument("--requests", type=int, default=30000,
@@ -893,9 +968,9 @@ def parse_args(argv):
     ap.add_argument("--tmp", type=Path, default=None, help="parent of the temp dir")
     args = ap.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in args.cases if c not in CASES]
+    unknown = [c for c in args.cases if c not in KNOWN]
     if unknown:
-        ap.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+        ap.error(f"unknown case(s) {unknown}; known: {', '.join(KNOWN)}")
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     return args
@@ -916,17 +991,25 @@ def main(argv=None) -> int:
     servers: dict[str, Server] = {}
     b = None
     try:
-        images = generate_images(tmp / "images")
+        plain = [c for c in args.cases if c not in chunked.CASES]
+        chunks = [c for c in args.cases if c in chunked.CASES]
+        images = generate_images(tmp / "images") if plain else {}
+        if chunks:
+            data, digest = chunked.blob()
+            log(f"generated the chunked cases' blob in memory: {len(data) // MiB} MiB, {digest}")
         servers = start_servers(tmp, with_auth=auth.CASE in args.cases,
-                                with_cache=cache.CASE in args.cases)
+                                with_cache=cache.CASE in args.cases,
+                                redis_proxies=chunked.servers_for(chunks)[1])
         b = Bench(tmp, servers, images, args.requests)
         results = {c: {t: [] for t in targets(c)} for c in args.cases}
         for rnd in range(1, args.rounds + 1):
             try:
-                for case in args.cases:
+                for case in plain:
                     for target in targets(case):
                         results[case][target].append(
                             run_case(b, case, servers[target], rnd, args.rounds))
+                for case in chunks if rnd % 2 else chunks[::-1]:  # alternate the order
+                    results[case][case].append(run_chunked(b, case, rnd, args.rounds))
             finally:
                 b.remove_docker_images()
         for s in servers.values():
