@@ -170,11 +170,11 @@ impl Sessions {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        self.insert(id, repo, ecr_upload_id, part_size, slot)
+        self.insert(id, repo, ecr_upload_id, part_size, slot, 0)
     }
 
-    /// Register session `id` (a new one, or one taken over from the shared store), replacing
-    /// any copy of it this process had.
+    /// Register session `id` (a new one, or one taken over from the shared store at stored
+    /// version `version`), replacing any copy of it this process had.
     pub fn insert(
         &self,
         id: String,
@@ -182,6 +182,7 @@ impl Sessions {
         ecr_upload_id: String,
         part_size: u64,
         slot: Slot,
+        version: u64,
     ) -> Arc<Session> {
         let s = Arc::new(Session::new(
             id.clone(),
@@ -190,6 +191,7 @@ impl Sessions {
             part_size,
             slot,
         ));
+        s.set_version(version);
         s.touch();
         if let Some(old) = self.table.insert(id, s.clone()) {
             old.cancellation().cancel();

@@ -4,7 +4,7 @@
 //!   (`committed`), bytes received, and the `version` that last saved it;
 //! - its tail: the bytes received after the last part (at most a part), raw, in segments: each
 //!   save writes its new bytes with a plain SET under a key named by its token and lists it
-//!   (a big value never passes through a script, and no stored value grows in place); a save
+//!   (no save passes a big value through a script, and no stored value grows in place); a save
 //!   that cannot append (anything shipped since, or too many segments) replaces the list;
 //! - a lock whose value is a fencing token (`fence`, counted in the record), held by the one
 //!   request working on the upload and renewed while it runs;

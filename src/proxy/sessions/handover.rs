@@ -70,6 +70,12 @@ pub enum HandoverError {
     Write(#[from] WriteError),
 }
 
+/// What one attempt at an upload's lock got: the lock (held by its guard) or why not.
+enum Begun {
+    Locked(Taken, UploadRecord),
+    Not(Begin),
+}
+
 /// The shared store and what it needs of this process.
 #[derive(Clone)]
 pub struct Store {
@@ -135,8 +141,12 @@ impl Store {
         let deadline = Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(2);
         let (taken, record) = loop {
-            match self.try_begin(id).await? {
-                Begin::Locked(lease, record) => break (Taken::new(self, lease), record),
+            let begin = match self.try_begin(id).await? {
+                Begun::Locked(taken, record) => break (taken, record),
+                Begun::Not(begin) => begin,
+            };
+            match begin {
+                Begin::Locked(..) => unreachable!("handed over as `Begun::Locked`"),
                 Begin::Busy if Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -172,7 +182,11 @@ impl Store {
         if let Some(s) = self.sessions.get(repo, id) {
             if s.version() == record.version && s.received() == record.received {
                 let w = Writer::lock(s, ctx.clone()).await;
-                if w.committed() == record.committed && w.received() == record.received {
+                // Dropped meanwhile (its tail may be gone): rebuilt below instead.
+                let current = !w.session().is_cancelled()
+                    && w.committed() == record.committed
+                    && w.received() == record.received;
+                if current {
                     return Ok(self.hold(w, taken, saved, record.version));
                 }
             }
@@ -184,8 +198,8 @@ impl Store {
             record.ecr_upload_id.clone(),
             record.part_size,
             slot,
+            record.version,
         );
-        session.set_version(record.version);
         let mut w = Writer::lock(session.clone(), ctx).await;
         if let Err(e) = self.load_tail(&mut w, &record).await {
             self.sessions.remove_exact(&session);
@@ -199,16 +213,21 @@ impl Store {
         Ok(self.hold(w, taken, saved, record.version))
     }
 
-    /// One attempt at the lock, on a task of its own: if the request goes away meanwhile, a
-    /// lock taken for it is released rather than left to expire (and the upload abandoned).
-    async fn try_begin(&self, id: &str) -> Result<Begin, HandoverError> {
+    /// One attempt at the lock, on a task of its own that hands a taken lock over as a `Taken`
+    /// guard: if the request goes away meanwhile, the lock is released rather than left to
+    /// expire (and the upload abandoned).
+    async fn try_begin(&self, id: &str) -> Result<Begun, HandoverError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (store, upload) = (self.clone(), id.to_string());
         tokio::spawn(async move {
-            let begun = store.shared.begin_upload(&upload, LEASE, store.ttl).await;
-            if let Err(Ok(Begin::Locked(lease, _))) = tx.send(begun) {
-                store.release(&lease).await;
-            }
+            let begun = match store.shared.begin_upload(&upload, LEASE, store.ttl).await {
+                Ok(Begin::Locked(lease, record)) => {
+                    Ok(Begun::Locked(Taken::new(&store, lease), record))
+                }
+                Ok(other) => Ok(Begun::Not(other)),
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(begun); // unreceived, a `Taken` releases its lock when dropped
         });
         match rx.await {
             Ok(begun) => Ok(begun?),

@@ -63,10 +63,16 @@ pub async fn lock(app: &App, name: &str, id: &str, client: Option<Client>) -> Re
         .get(name, id)
         .ok_or_else(|| unknown(name, id))?;
     let cancel = session.cancellation().clone();
-    tokio::select! {
-        w = Writer::lock(session, writer_ctx(app)) => Ok(Hold::local(w)),
-        () = cancel.cancelled() => Err(unknown(name, id)),
+    let w = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(unknown(name, id)),
+        w = Writer::lock(session, writer_ctx(app)) => w,
+    };
+    // Cancelled while this request waited (its tail may be gone): the upload is over.
+    if w.session().is_cancelled() {
+        return Err(unknown(name, id));
     }
+    Ok(Hold::local(w))
 }
 
 /// Whether upload `id` of `name` exists (as last saved, with a shared store).

@@ -170,6 +170,7 @@ impl Hold {
                 Err(HandoverError::Fenced(id))
             }
             Err(e) => {
+                held.renewer.stop();
                 store.sessions.remove_exact(&session);
                 let why = e.to_string();
                 // No part landed since the request began: the stored state still matches ECR.
