@@ -1,6 +1,7 @@
-//! The `[sessions]` section: where replicas share state (`redis_url`, `ECR_PROXY_REDIS_URL`) and
-//! the prefix of every key and channel they use there (`key_prefix`). Values only, checked here;
-//! `crate::shared` connects. Without `redis_url` everything stays in the process.
+//! The `[sessions]` section: where replicas share upload sessions and manifest invalidations
+//! (`redis_url`, `ECR_PROXY_REDIS_URL`) and the prefix of every key and channel they use there
+//! (`key_prefix`). Values only, checked here; `crate::shared` connects. Without `redis_url`
+//! everything stays in the process.
 
 use super::{ConfigError, Env};
 use serde::Deserialize;
