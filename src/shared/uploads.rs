@@ -181,15 +181,18 @@ static STATUS: LazyLock<Script> = LazyLock::new(|| {
 
 /// `KEYS` record, segments, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
 /// committed, received, the new segment's name ('' for none: written before, under the token),
-/// stored tail length (append), ttl ms, completing ('' for none).
+/// stored tail length (append), ttl ms, completing ('' for none), the names of segments written
+/// during the request that come before the new one (append; space-separated).
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{EACH_SEGMENT}
           if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'fenced' end
           if ARGV[2] == 'append' then
             local f = redis.call('HMGET', KEYS[1], 'committed', 'received')
+            local adding = (ARGV[5] ~= '' and 1 or 0)
+            for _ in string.gmatch(ARGV[9], '%S+') do adding = adding + 1 end
             if tonumber(f[2]) - tonumber(f[1]) ~= tonumber(ARGV[6])
-              or redis.call('LLEN', KEYS[2]) >= {MAX_SEGMENTS} then
+              or redis.call('LLEN', KEYS[2]) + adding > {MAX_SEGMENTS} then
               return 'mismatch'
             end
           end
@@ -198,6 +201,7 @@ static END: LazyLock<Script> = LazyLock::new(|| {
             redis.call('DEL', KEYS[2])
           end
           if ARGV[2] ~= 'unchanged' then
+            for name in string.gmatch(ARGV[9], '%S+') do redis.call('RPUSH', KEYS[2], name) end
             if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
             redis.call('HSET', KEYS[1], 'committed', ARGV[3], 'received', ARGV[4],
               'version', ARGV[1], 'completing', ARGV[8])
@@ -366,6 +370,20 @@ impl Shared {
         tail: TailWrite<'_>,
         ttl: Duration,
     ) -> Result<End, SharedError> {
+        self.end_upload_after(lease, at, &[], tail, ttl).await
+    }
+
+    /// `end_upload`, with segments `presaved` (written with `put_segment` while the request
+    /// ran, in order) before the new bytes of an append. A save that does not append lists
+    /// none of them: the caller drops them.
+    pub async fn end_upload_after(
+        &self,
+        lease: &Lease,
+        at: Position,
+        presaved: &[String],
+        tail: TailWrite<'_>,
+        ttl: Duration,
+    ) -> Result<End, SharedError> {
         let k = keys(&lease.upload);
         let (mode, bytes, stored): (&[u8], &[u8], u64) = match tail {
             TailWrite::Unchanged => (b"unchanged", b"", 0),
@@ -396,6 +414,7 @@ impl Shared {
                     stored.to_string().as_bytes(),
                     &ms(ttl),
                     completing.as_bytes(),
+                    presaved.join(" ").as_bytes(),
                 ],
             )
             .await?;
@@ -408,6 +427,26 @@ impl Shared {
             self.del(&segment_key(&lease.upload, lease.token)).await?;
         }
         Ok(end)
+    }
+
+    /// Write one segment of tail bytes, `name` unique to its writer (listed by a later save).
+    pub async fn put_segment(
+        &self,
+        id: &str,
+        name: &str,
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<(), SharedError> {
+        self.set_ex(&format!("upload:{{{id}}}:seg:{name}"), bytes, ttl)
+            .await
+    }
+
+    /// Delete segments that were written but will not be listed.
+    pub async fn drop_segments(&self, id: &str, names: &[String]) -> Result<(), SharedError> {
+        for name in names {
+            self.del(&format!("upload:{{{id}}}:seg:{name}")).await?;
+        }
+        Ok(())
     }
 
     /// Extend the lease (and the upload's expiry); false when it is no longer held.

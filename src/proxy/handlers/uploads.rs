@@ -18,6 +18,7 @@ use crate::digest::Digest;
 use crate::listener::Peer;
 use crate::proxy::error::{RegistryError, RegistryResult};
 use crate::proxy::route::query_param;
+use crate::proxy::sessions::handover::Hold;
 use crate::proxy::sessions::writer::{WriteError, Writer, WriterCtx};
 use crate::proxy::sessions::Client;
 use crate::proxy::{holder, repos, App};
@@ -292,7 +293,7 @@ async fn copy_from(
     // A copy never leaves this request, so it is never shared with other replicas.
     let session = app.sessions.create(name, upload_id, part_size, slot);
     let id = session.id().to_string();
-    let mut w = Writer::lock(session, writer_ctx(app)).await;
+    let mut w = Hold::local(Writer::lock(session, writer_ctx(app)).await);
     let copied = async {
         feed::copy(
             &mut w,

@@ -204,3 +204,55 @@ async fn a_tail_saved_in_many_small_appends_is_whole_and_written_anew_past_the_s
         );
     }
 }
+
+#[tokio::test]
+async fn segments_sent_during_a_request_are_listed_in_order_before_its_last_bytes() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = handles(&redis);
+    a.create_upload("up4", &record(), TTL, None).await.unwrap();
+    let Begin::Locked(lease, _) = a.begin_upload("up4", LEASE, TTL).await.unwrap() else {
+        panic!("free")
+    };
+    let names = [format!("{}.0", lease.token), format!("{}.1", lease.token)];
+    a.put_segment("up4", &names[0], b"one ", TTL).await.unwrap();
+    a.put_segment("up4", &names[1], b"two ", TTL).await.unwrap();
+    let last = TailWrite::Append {
+        at: 0,
+        bytes: b"three",
+    };
+    let end = a
+        .end_upload_after(&lease, at(0, 13), &names, last, TTL)
+        .await
+        .unwrap();
+    assert_eq!(end, End::Saved);
+    assert_eq!(b.upload_tail("up4").await.unwrap(), b"one two three");
+    // A holder whose upload was cancelled meanwhile is fenced out: its last bytes are not
+    // kept, and the caller drops the segments it sent during the request.
+    let Begin::Locked(lease, _) = a.begin_upload("up4", LEASE, TTL).await.unwrap() else {
+        panic!("free")
+    };
+    let sent = [format!("{}.0", lease.token)];
+    a.put_segment("up4", &sent[0], b"four ", TTL).await.unwrap();
+    b.delete_upload("up4").await.unwrap();
+    let late = TailWrite::Append {
+        at: 13,
+        bytes: b"!",
+    };
+    let end = a
+        .end_upload_after(&lease, at(0, 19), &sent, late, TTL)
+        .await
+        .unwrap();
+    assert_eq!(end, End::Fenced);
+    a.drop_segments("up4", &sent).await.unwrap();
+    for name in [sent[0].clone(), lease.token.to_string()] {
+        let key = format!("upload:{{up4}}:seg:{name}");
+        assert_eq!(
+            b.get(&key).await.unwrap(),
+            None,
+            "segment {name} left behind"
+        );
+    }
+    assert_eq!(b.upload_status("up4").await.unwrap(), Status::Unknown);
+}

@@ -7,7 +7,8 @@
 //! answers: the handler turns `FeedError` into one.
 
 use crate::metrics::request;
-use crate::proxy::sessions::writer::{WriteError, Writer};
+use crate::proxy::sessions::handover::Hold;
+use crate::proxy::sessions::writer::WriteError;
 use http_body_util::BodyExt;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -32,7 +33,7 @@ pub enum FeedError {
 }
 
 /// Feed a client's `body` into `w` until it ends.
-pub async fn feed<B>(w: &mut Writer, body: B, timeout: Duration) -> Result<(), FeedError>
+pub async fn feed<B>(w: &mut Hold, body: B, timeout: Duration) -> Result<(), FeedError>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -41,7 +42,7 @@ where
 }
 
 /// Feed a body the proxy fetched itself (not received from the client) into `w`.
-pub async fn copy<B>(w: &mut Writer, body: B, timeout: Duration) -> Result<(), FeedError>
+pub async fn copy<B>(w: &mut Hold, body: B, timeout: Duration) -> Result<(), FeedError>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -50,7 +51,7 @@ where
 }
 
 async fn feed_from<B>(
-    w: &mut Writer,
+    w: &mut Hold,
     mut body: B,
     timeout: Duration,
     from_client: bool,
@@ -108,6 +109,7 @@ where
                         request::received_blob_bytes(data.len() as u64);
                     }
                     w.write(data).await?;
+                    w.after_write();
                 }
                 w.session().touch();
             }

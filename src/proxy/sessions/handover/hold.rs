@@ -1,6 +1,7 @@
 //! A request's `Hold` on an upload: its writer and, with the shared store, its lease (renewed by
 //! a task of its own until the save at the end), and what ending it means: saved for the next
-//! request (only the tail's new bytes when it can), or forgotten everywhere. A hold dropped
+//! request (only the tail's new bytes when it can, most of them sent in segments while the body
+//! still arrives, so the transfer to Redis overlaps the client's), or forgotten everywhere. A hold dropped
 //! before its end (the client went away) still saves, on a task of its own; a lock taken for a
 //! request whose hold was never built (`Taken`) is released. Knows nothing of HTTP.
 
@@ -22,7 +23,25 @@ pub(super) struct Held {
     saved: Position,
     version: u64,
     renewer: Renewer,
+    /// Whether the segments sent during the request are to be deleted after the save.
+    presaved_dropped: bool,
+    /// Tail segments sent to Redis while the body still arrives, in order (listed at the save).
+    presaved: Vec<Presave>,
 }
+
+/// A segment of the tail sent while the request runs: its name, the upload offset its bytes
+/// end at, and the write.
+struct Presave {
+    name: String,
+    end: u64,
+    task: tokio::task::JoinHandle<Result<(), crate::shared::SharedError>>,
+}
+
+/// Tail bytes are sent to Redis in segments of at least this while the body arrives, so the
+/// save at the end carries only the last ones (the transfer overlaps the client's).
+const PRESAVE: u64 = 1 << 20;
+/// At most this many segments per request (the rest goes at the end).
+const MAX_PRESAVES: usize = 8;
 
 /// The task that renews a lease; stopped when dropped, however the request ends.
 pub(super) struct Renewer(tokio::task::AbortHandle);
@@ -128,8 +147,46 @@ impl Hold {
                 saved,
                 version,
                 renewer,
+                presaved: Vec::new(),
+                presaved_dropped: false,
             }),
         }
+    }
+
+    /// After bytes were written: send the tail's new bytes to Redis in the background once
+    /// they are `PRESAVE` long, while no part has shipped since the request began (a shipped
+    /// part makes the save rewrite the tail whole).
+    pub fn after_write(&mut self) {
+        let (Some(held), Some(w)) = (self.shared.as_mut(), self.writer.as_ref()) else {
+            return;
+        };
+        if w.committed() != held.saved.committed
+            || w.part_in_flight()
+            || held.presaved.len() >= MAX_PRESAVES
+        {
+            return;
+        }
+        let from = held.presaved.last().map_or(held.saved.received, |p| p.end);
+        if w.received() < from + PRESAVE {
+            return;
+        }
+        let Ok(bytes) = w.tail_from(from - w.committed()) else {
+            return;
+        };
+        let name = format!("{}.{}", held.lease.token, held.presaved.len());
+        let (shared, id, ttl) = (
+            held.store.shared.clone(),
+            held.lease.upload.clone(),
+            held.store.ttl,
+        );
+        let task_name = name.clone();
+        let task =
+            tokio::spawn(async move { shared.put_segment(&id, &task_name, &bytes, ttl).await });
+        held.presaved.push(Presave {
+            name,
+            end: w.received(),
+            task,
+        });
     }
 
     /// A hold without a shared store.
@@ -144,14 +201,20 @@ impl Hold {
     /// else the upload is over (completed or failed for good) and is forgotten everywhere. On an
     /// error the local copy is dropped too: the upload cannot be resumed from it.
     pub async fn end(&mut self, keep: bool) -> Result<(), HandoverError> {
-        let Some(held) = self.shared.take() else {
+        let Some(mut held) = self.shared.take() else {
             return Ok(());
         };
         let w = self.writer.as_mut().expect("a hold keeps its writer");
         let session = w.session().clone();
         let store = held.store.clone();
         if !keep {
+            let presaved = std::mem::take(&mut held.presaved);
             drop(held);
+            let names: Vec<String> = presaved.iter().map(|p| p.name.clone()).collect();
+            for p in presaved {
+                let _ = p.task.await;
+            }
+            let _ = store.shared.drop_segments(session.id(), &names).await;
             let deleted = store.shared.delete_upload(session.id()).await;
             store.ended(session.repo(), session.id());
             return deleted.map_err(Into::into);
@@ -160,7 +223,7 @@ impl Hold {
         // must be what ECR holds.
         let _ = w.wait().await;
         let id = session.id().to_string();
-        match save(&held, w).await {
+        match save(&mut held, w).await {
             Ok(Some(version)) => {
                 session.set_version(version);
                 Ok(())
@@ -188,7 +251,45 @@ impl Hold {
 
 /// Save the writer's state under `held`'s lease and release it: the version now stored, or
 /// `None` when fenced out. The renewer stops just before (the save releases the lock).
-async fn save(held: &Held, w: &Writer) -> Result<Option<u64>, HandoverError> {
+async fn save(held: &mut Held, w: &Writer) -> Result<Option<u64>, HandoverError> {
+    let presaved = std::mem::take(&mut held.presaved);
+    let names: Vec<String> = presaved.iter().map(|p| p.name.clone()).collect();
+    let end_of_presaved = presaved.last().map(|p| p.end);
+    let mut sent = Ok(());
+    for p in presaved {
+        let r = p.task.await.unwrap_or_else(|e| {
+            Err(crate::shared::SharedError::TimedOut {
+                op: if e.is_cancelled() {
+                    "set"
+                } else {
+                    "set (panicked)"
+                },
+            })
+        });
+        sent = sent.and(r);
+    }
+    let saved = save_listing(held, w, &names, end_of_presaved, sent).await;
+    if !matches!(saved, Ok(Some(_))) || held.presaved_dropped {
+        let _ = held
+            .store
+            .shared
+            .drop_segments(&held.lease.upload, &names)
+            .await;
+    }
+    saved
+}
+
+/// The save proper, given the segments sent during the request (`names`, ending at upload
+/// offset `presaved_end`, all written when `sent` is Ok): listed before the last bytes when the
+/// save appends, else dropped (`held.presaved_dropped`).
+async fn save_listing(
+    held: &mut Held,
+    w: &Writer,
+    names: &[String],
+    presaved_end: Option<u64>,
+    sent: Result<(), crate::shared::SharedError>,
+) -> Result<Option<u64>, HandoverError> {
+    held.presaved_dropped = true;
     let now = Position {
         committed: w.committed(),
         received: w.received(),
@@ -204,13 +305,29 @@ async fn save(held: &Held, w: &Writer) -> Result<Option<u64>, HandoverError> {
             .await?;
         return Ok((end == End::Saved).then_some(held.version));
     }
-    if now.committed == before.committed && now.received > before.received {
+    let appends = now.committed == before.committed && now.received > before.received;
+    // Segments sent during the request count only if they all landed and the upload did not
+    // go back before their end (a failed part rewinds it).
+    let listed = match presaved_end {
+        Some(end) if appends && sent.is_ok() && end <= now.received => names,
+        _ => &[],
+    };
+    if appends {
         let at = before.received - now.committed;
-        let bytes = w.tail_from(at)?;
+        let from = presaved_end
+            .filter(|_| !listed.is_empty())
+            .unwrap_or(before.received);
+        let bytes = w.tail_from(from - now.committed)?;
         held.renewer.stop();
         let tail = TailWrite::Append { at, bytes: &bytes };
-        match shared.end_upload(&held.lease, now, tail, ttl).await? {
-            End::Saved => return Ok(Some(held.lease.token)),
+        match shared
+            .end_upload_after(&held.lease, now, listed, tail, ttl)
+            .await?
+        {
+            End::Saved => {
+                held.presaved_dropped = listed.is_empty();
+                return Ok(Some(held.lease.token));
+            }
             End::Fenced => return Ok(None),
             End::TailMismatch => {} // replaced whole below
         }

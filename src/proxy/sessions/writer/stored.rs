@@ -9,6 +9,11 @@ use super::{Tail, WriteError, Writer};
 use crate::ecr::PartBody;
 
 impl Writer {
+    /// Whether a part is being sent (the tail then starts after it, not at `committed`).
+    pub(in crate::proxy::sessions) fn part_in_flight(&self) -> bool {
+        self.state.in_flight.is_some()
+    }
+
     /// Bytes ECR has acknowledged.
     pub(in crate::proxy::sessions) fn committed(&self) -> u64 {
         self.state.committed
