@@ -63,10 +63,21 @@ struct Replicas {
 impl Replicas {
     /// `tomls`: each replica's config file (a relative `[cache] dir` is its own folder's).
     async fn start(redis_url: &str, tomls: &[&str]) -> Replicas {
+        Replicas::start_with(redis_url, tomls, "", &[]).await
+    }
+
+    /// `start`, with an emulator injecting `faults` and every replica given the `ECR_PROXY_*`
+    /// settings `env` besides.
+    async fn start_with(
+        redis_url: &str,
+        tomls: &[&str],
+        faults: &str,
+        env: &[(&str, &str)],
+    ) -> Replicas {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let emu = emulator::start(EmulatorConfig::new(dir.path()))
-            .await
-            .expect("emulator starts");
+        let mut emu_config = EmulatorConfig::new(dir.path());
+        emu_config.faults = faults.to_string();
+        let emu = emulator::start(emu_config).await.expect("emulator starts");
         let mut proxies = Vec::new();
         for (i, toml) in tomls.iter().enumerate() {
             let conf = dir.path().join(format!("replica{i}"));
@@ -80,6 +91,7 @@ impl Replicas {
                 ("ECR_PROXY_REDIS_URL", redis_url),
             ]
             .iter()
+            .chain(env)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
             let mut c = config::load(Some(&path), &vars, &Flags::default()).expect("config");

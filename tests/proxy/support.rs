@@ -167,7 +167,8 @@ impl Resp {
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
-async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> Resp {
+/// Send one request with any body; the whole answer.
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Body) -> Resp {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Body>();
     let mut req = http::Request::builder().method(method).uri(url);

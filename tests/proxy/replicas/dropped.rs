@@ -9,9 +9,6 @@
 use super::{Redis, Replicas};
 use crate::support::*;
 use bytes::Bytes;
-use ecr_proxy::config::{self, Flags};
-use ecr_proxy::emulator::{self, EmulatorConfig};
-use ecr_proxy::proxy as registry;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -30,31 +27,7 @@ pub(super) async fn start(
     faults: &str,
     env: &[(&str, &str)],
 ) -> Replicas {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut emu_config = EmulatorConfig::new(dir.path());
-    emu_config.faults = faults.to_string();
-    let emu = emulator::start(emu_config).await.expect("emulator starts");
-    let mut proxies = Vec::new();
-    for _ in 0..n {
-        let vars: std::collections::HashMap<String, String> = [
-            ("ECR_PROXY_CREATE_REPOSITORIES", "true"),
-            ("ECR_PROXY_LISTEN", "127.0.0.1:0"),
-            ("ECR_PROXY_BLOB_MODE", "stream"),
-            ("ECR_PROXY_REDIS_URL", redis_url),
-        ]
-        .iter()
-        .chain(env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let mut c = config::load(None, &vars, &Flags::default()).expect("config");
-        c.upstream = upstream(&emu);
-        proxies.push(registry::start(c).await.expect("proxy starts"));
-    }
-    Replicas {
-        proxies,
-        emu,
-        _dir: dir,
-    }
+    Replicas::start_with(redis_url, &vec![""; n], faults, env).await
 }
 
 /// A body fed through a channel: bytes as they are sent, an error to abort it.
@@ -123,24 +96,8 @@ pub(super) fn h1_patch(
 ) -> (mpsc::Sender<Chunk>, tokio::task::JoinHandle<Resp>) {
     let (tx, body) = channel_body();
     let answer = tokio::spawn(async move {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Body>();
-        let mut req = http::Request::patch(url);
-        for (k, v) in &headers {
-            req = req.header(k, v);
-        }
-        let resp = client
-            .request(req.body(body).unwrap())
-            .await
-            .expect("answered");
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.expect("response body").to_bytes();
-        Resp {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+        send("PATCH", &url, &headers, body).await
     });
     (tx, answer)
 }

@@ -4,25 +4,13 @@
 //! all; a stored upload expires after the session idle time, as a local one does, unless
 //! requests on any replica keep it alive.
 
+use super::dropped::begin;
 use super::{Redis, Replicas};
 use crate::support::*;
 use bytes::Bytes;
 
 const MIB: usize = 1 << 20;
 const PART: u64 = 10 * MIB as u64;
-
-/// Start an upload on `url`: its location (a path).
-async fn begin(url: &str, repo: &str) -> String {
-    let r = request(
-        "POST",
-        &format!("{url}/v2/{repo}/blobs/uploads/"),
-        &[],
-        Bytes::new(),
-    )
-    .await;
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    r.header("location").to_string()
-}
 
 /// PATCH `piece` as the bytes from `start` on, through `url`: the next location.
 async fn patch_one(url: &str, loc: &str, start: usize, piece: &[u8]) -> String {
