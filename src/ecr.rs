@@ -77,7 +77,7 @@ mod images;
 mod layers;
 mod part_body;
 
-pub use part_body::{EncodedPart, ParkedBody, PartBody};
+pub use part_body::{EncodedPart, Midstate, ParkedBody, PartBody};
 
 impl Ecr {
     /// Build a client from the standard AWS configuration plus the overrides in `upstream`.

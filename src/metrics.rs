@@ -61,6 +61,11 @@ struct OpLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TailLabel {
+    tail: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabel {
     operation: &'static str,
 }
@@ -95,6 +100,7 @@ struct Families {
     disk_cache_evictions: Counter,
     disk_cache_corrupt: Counter,
     redis_errors: Family<OpLabel, Counter>,
+    upload_takeovers: Family<TailLabel, Counter>,
 }
 
 struct Inner {
@@ -138,6 +144,7 @@ impl Metrics {
             disk_cache_evictions: Counter::default(),
             disk_cache_corrupt: Counter::default(),
             redis_errors: Family::default(),
+            upload_takeovers: Family::default(),
         };
         // Names without the prefix; counters get `_total` from the encoder.
         let mut r = Registry::with_prefix("ecr_proxy");
@@ -223,6 +230,13 @@ impl Metrics {
             "Redis operations ([sessions]) that failed or timed out, by op (get, set, eval, \
              publish, subscribe)",
             f.redis_errors.clone(),
+        );
+        r.register(
+            "upload_takeovers",
+            "Uploads this replica took over from the session store ([sessions]: another replica \
+             saved them last), by how the tail's part body went on: none (no tail), resumed \
+             (from the hash state saved with it), rehashed (hashed again: no usable state)",
+            f.upload_takeovers.clone(),
         );
         Metrics(Arc::new(Inner {
             families: f,
@@ -339,6 +353,15 @@ impl Metrics {
             .families
             .redis_errors
             .get_or_create(&OpLabel { op })
+            .inc();
+    }
+
+    /// An upload taken over from the session store; `tail`: `none`, `resumed` or `rehashed`.
+    pub fn upload_takeover(&self, tail: &'static str) {
+        self.0
+            .families
+            .upload_takeovers
+            .get_or_create(&TailLabel { tail })
             .inc();
     }
 

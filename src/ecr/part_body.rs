@@ -13,9 +13,12 @@ use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ecr::error::BoxError;
 use aws_smithy_types::body::SdkBody;
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest as _, Sha256};
 
 use crate::parts::{BODY_PREFIX as PREFIX, BODY_SUFFIX_ROOM as SUFFIX_ROOM};
+
+mod sha;
+
+pub use sha::{Midstate, Sha256Stream};
 /// Raw bytes encoded (and hashed) per step: 48 KiB in, 64 KiB out, both stay in L2.
 const STEP: usize = 48 * 1024;
 
@@ -27,7 +30,7 @@ pub struct PartBody {
     carry: [u8; 2],
     carry_len: usize,
     raw_len: u64,
-    hasher: Sha256,
+    hasher: Sha256Stream,
 }
 
 /// A part body whose buffer was taken away (its bytes saved elsewhere, see `PartBody::park`):
@@ -38,7 +41,7 @@ pub struct ParkedBody {
     carry: [u8; 2],
     carry_len: usize,
     raw_len: u64,
-    hasher: Sha256,
+    hasher: Sha256Stream,
 }
 
 /// A finished body: what is sent, and the SHA-256 SigV4 signs.
@@ -64,7 +67,7 @@ impl PartBody {
             buf.resize(PREFIX.len() + SUFFIX_ROOM, 0);
         }
         buf[..PREFIX.len()].copy_from_slice(PREFIX);
-        let mut hasher = Sha256::new();
+        let mut hasher = Sha256Stream::new();
         hasher.update(PREFIX);
         PartBody {
             buf,
@@ -113,7 +116,7 @@ impl PartBody {
                 .expect("a body this module wrote is valid base64");
             carry[..carry_len].copy_from_slice(&group[..carry_len]);
         }
-        let mut hasher = Sha256::new();
+        let mut hasher = Sha256Stream::new();
         hasher.update(&buf[..pos]);
         if buf.len() < buf.capacity() {
             buf.resize(buf.capacity(), 0);
@@ -135,8 +138,46 @@ impl PartBody {
         decode_from(&self.buf[..self.pos], carry, self.raw_len, from)
     }
 
+    /// The SigV4 hash state of the body so far, for saving with the tail's raw bytes: a body
+    /// rebuilt from them (`resume`) goes on from it instead of hashing them again.
+    pub fn midstate(&self) -> Midstate {
+        self.hasher.midstate()
+    }
+
+    /// A body rebuilt in `buf` from raw bytes saved elsewhere (`segments`, in order) and, when
+    /// known, the hash state saved with them: the bytes are only encoded when `mid` is the
+    /// state of exactly the body they make (else they are hashed as well). Whether `mid` was
+    /// used.
+    pub fn resume<S: AsRef<[u8]>>(
+        buf: BytesMut,
+        segments: &[S],
+        mid: Option<&Midstate>,
+    ) -> (PartBody, bool) {
+        let mut body = PartBody::new(buf);
+        for s in segments {
+            body.take(s.as_ref(), false);
+        }
+        let (hasher, resumed) = match mid {
+            Some(m) if m.len == body.pos as u64 => {
+                (Sha256Stream::resume(m, &body.buf[..body.pos]), true)
+            }
+            _ => {
+                let mut h = Sha256Stream::new();
+                h.update(&body.buf[..body.pos]);
+                (h, false)
+            }
+        };
+        body.hasher = hasher;
+        (body, resumed)
+    }
+
     /// Take the next raw bytes of the part.
-    pub fn push(&mut self, mut data: &[u8]) {
+    pub fn push(&mut self, data: &[u8]) {
+        self.take(data, true);
+    }
+
+    /// Encode the next raw bytes (and hash them, with `hash`).
+    fn take(&mut self, mut data: &[u8], hash: bool) {
         self.raw_len += data.len() as u64;
         if self.carry_len > 0 {
             let mut group = [0u8; 3];
@@ -150,26 +191,28 @@ impl PartBody {
                 return;
             }
             self.carry_len = 0;
-            self.encode(&group);
+            self.encode(&group, hash);
         }
         let whole = data.len() / 3 * 3;
         for piece in data[..whole].chunks(STEP) {
-            self.encode(piece);
+            self.encode(piece, hash);
         }
         let rest = &data[whole..];
         self.carry[..rest.len()].copy_from_slice(rest);
         self.carry_len = rest.len();
     }
 
-    /// Encode and hash `raw` (whole 3-byte groups, or the padded end).
-    fn encode(&mut self, raw: &[u8]) {
+    /// Encode and (with `hash`) hash `raw` (whole 3-byte groups, or the padded end).
+    fn encode(&mut self, raw: &[u8], hash: bool) {
         let b64 = base64_simd::STANDARD;
         let n = b64.encoded_length(raw.len());
         self.room(n);
         let out = &mut self.buf[self.pos..self.pos + n];
         let written = b64.encode(raw, base64_simd::Out::from_slice(out)).len();
         debug_assert_eq!(written, n);
-        self.hasher.update(&self.buf[self.pos..self.pos + n]);
+        if hash {
+            self.hasher.update(&self.buf[self.pos..self.pos + n]);
+        }
         self.pos += n;
     }
 
@@ -189,7 +232,7 @@ impl PartBody {
     ) -> EncodedPart {
         if self.carry_len > 0 {
             let carry = self.carry;
-            self.encode(&carry[..self.carry_len]);
+            self.encode(&carry[..self.carry_len], true);
         }
         let last = first + self.raw_len.max(1) - 1;
         let s = |v: &str| serde_json::Value::from(v).to_string();
@@ -237,6 +280,11 @@ impl ParkedBody {
     /// Raw (client) bytes in the body so far.
     pub fn raw_len(&self) -> u64 {
         self.raw_len
+    }
+
+    /// The SigV4 hash state of the body so far (see `PartBody::midstate`).
+    pub fn midstate(&self) -> Midstate {
+        self.hasher.midstate()
     }
 
     /// The raw bytes from offset `from` on, given the saved body (its first `len()` bytes).

@@ -1,7 +1,9 @@
 //! Upload sessions in Redis, so that the requests of one upload may land on different replicas.
 //! Per upload (keys `upload:{ID}…`: the braces keep one upload's keys in one Redis Cluster slot):
 //! - a record (hash): repository, ECR upload id, part size, bytes ECR has acknowledged
-//!   (`committed`), bytes received, and the `version` that last saved it;
+//!   (`committed`), bytes received, the `version` that last saved it, and what its writer saved
+//!   with the tail (`hash_state`: opaque here, the SigV4 hash state of the tail's part body, so
+//!   the next replica need not hash the tail again);
 //! - its tail: the bytes received after the last part (at most a part), raw, in segments: each
 //!   save writes its new bytes with a plain SET under a key named by its token and lists it
 //!   (no save passes a big value through a script, and no stored value grows in place); a save
@@ -14,6 +16,8 @@
 //!
 //! All keys expire after the session's idle time, refreshed by each request. Every step is one
 //! Lua script (atomic); a save or renewal is carried out only for the holder of the current token.
+//! Tail bytes never pass through a script: segments are written with SET and read with MGET by
+//! the lock's holder.
 
 use super::{Shared, SharedError};
 use std::time::Duration;
@@ -33,6 +37,9 @@ pub struct UploadRecord {
     /// Where the request began whose CompleteLayerUpload failed in a way worth retrying (its
     /// resend, on any replica, must not add its body again).
     pub completing: Option<u64>,
+    /// What the writer of the tail saved with it (the hash state of the part body it makes),
+    /// opaque to the store; empty when none.
+    pub hash_state: String,
 }
 
 /// A held lock: the upload and the fencing token that proves the hold.
@@ -110,7 +117,7 @@ fn segment_key(id: &str, token: u64) -> String {
 mod scripts;
 
 pub use scripts::MAX_SEGMENTS;
-use scripts::{BEGIN, CREATE, DELETE, END, RENEW, STATUS, TAIL};
+use scripts::{BEGIN, CREATE, DELETE, END, RENEW, STATUS};
 
 fn ms(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
@@ -128,6 +135,7 @@ fn parse(id: &str, answer: Vec<Option<String>>) -> Result<(String, u64, UploadRe
         return Err(format!("the stored record of upload `{id}` is incomplete"));
     };
     let completing = next().parse().ok();
+    let hash_state = next();
     let record = UploadRecord {
         repository,
         ecr_upload_id,
@@ -136,6 +144,7 @@ fn parse(id: &str, answer: Vec<Option<String>>) -> Result<(String, u64, UploadRe
         received,
         version,
         completing,
+        hash_state,
     };
     Ok((outcome, token, record))
 }
@@ -223,12 +232,37 @@ impl Shared {
 
     /// The stored tail (empty when there is none).
     pub async fn upload_tail(&self, id: &str) -> Result<Vec<u8>, SharedError> {
-        let k = keys(id);
-        let segments: Vec<Vec<u8>> = self.eval(&TAIL, &[&k[0], &k[1]], &[]).await?;
-        Ok(match segments.len() {
-            1 => segments.into_iter().next().unwrap_or_default(),
-            _ => segments.concat(),
-        })
+        Ok(self.upload_tail_segments(id).await?.concat())
+    }
+
+    /// The stored tail as its segments, in order (a missing one comes back empty). Read with
+    /// LRANGE and MGET, not in a script, so Redis copies the bytes once; the caller holds the
+    /// lock, so no save changes them in between.
+    pub async fn upload_tail_segments(&self, id: &str) -> Result<Vec<Vec<u8>>, SharedError> {
+        let list = self.key(&keys(id)[1]);
+        let names: Vec<String> = self
+            .run("lrange", |mut c| async move {
+                redis::cmd("LRANGE")
+                    .arg(&list)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let segments: Vec<String> = names
+            .iter()
+            .map(|n| self.key(&format!("upload:{{{id}}}:seg:{n}")))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = self
+            .run("mget", |mut c| async move {
+                redis::cmd("MGET").arg(&segments).query_async(&mut c).await
+            })
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// Save where the upload stands and release the lock, if `lease` still holds it.
@@ -239,18 +273,20 @@ impl Shared {
         tail: TailWrite<'_>,
         ttl: Duration,
     ) -> Result<End, SharedError> {
-        self.end_upload_after(lease, at, &[], tail, ttl).await
+        self.end_upload_after(lease, at, &[], tail, "", ttl).await
     }
 
     /// `end_upload`, with segments `presaved` (written with `put_segment` while the request
-    /// ran, in order) before the new bytes of an append. A save that does not append lists
-    /// none of them: the caller drops them.
+    /// ran, in order) before the new bytes of an append, and the `hash_state` that goes with the
+    /// new tail (kept when the tail is unchanged). A save that does not append lists none of the
+    /// presaved segments: the caller drops them.
     pub async fn end_upload_after(
         &self,
         lease: &Lease,
         at: Position,
         presaved: &[String],
         tail: TailWrite<'_>,
+        hash_state: &str,
         ttl: Duration,
     ) -> Result<End, SharedError> {
         let k = keys(&lease.upload);
@@ -284,6 +320,7 @@ impl Shared {
                     &ms(ttl),
                     completing.as_bytes(),
                     presaved.join(" ").as_bytes(),
+                    hash_state.as_bytes(),
                 ],
             )
             .await?;

@@ -2,6 +2,7 @@
 //! buffer coming back for reuse.
 
 use super::*;
+use sha2::{Digest as _, Sha256};
 
 fn data(n: usize) -> Vec<u8> {
     (0..n as u32)
@@ -176,4 +177,50 @@ fn the_raw_bytes_come_back_from_any_offset_whatever_the_pieces() {
             }
         }
     }
+}
+
+#[test]
+fn a_body_resumed_from_raw_bytes_and_its_midstate_is_the_same_body() {
+    let raw = data(300_007);
+    let (_, whole) = build(&raw, &[300_007], None);
+    for cut in [0, 1, 2, 3, 64, 65_537, 200_000, 300_006] {
+        let mut first = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(raw.len() as u64)));
+        first.push(&raw[..cut]);
+        let mid = Midstate::parse(&first.midstate().to_text()).expect("round trip");
+        let saved = first.raw_from(0);
+        assert_eq!(saved, &raw[..cut]);
+        // The saved bytes come back in segments of any size, with or without the midstate.
+        let segments: Vec<&[u8]> = saved.chunks(7_001).collect();
+        for m in [Some(&mid), None] {
+            let buf = BytesMut::zeroed(PartBody::capacity_for(raw.len() as u64));
+            let (mut again, resumed) = PartBody::resume(buf, &segments, m);
+            assert_eq!(resumed, m.is_some());
+            assert_eq!(again.raw_len(), cut as u64);
+            again.push(&raw[cut..]);
+            let part = again.finish(None, "team/a\"b", "u-1", 10);
+            assert_eq!(part.body, whole.body, "cut {cut}");
+            assert_eq!(
+                part.sha256_hex,
+                whole.sha256_hex,
+                "cut {cut}, midstate {}",
+                m.is_some()
+            );
+            assert_eq!(part.sha256_hex, hex::encode(Sha256::digest(&part.body)));
+        }
+    }
+}
+
+#[test]
+fn a_midstate_of_another_length_is_not_trusted() {
+    let raw = data(5_000);
+    let (_, whole) = build(&raw, &[5_000], None);
+    let mut other = PartBody::new(BytesMut::zeroed(PartBody::capacity_for(5_000)));
+    other.push(&raw[..999]);
+    let stale = other.midstate();
+    let buf = BytesMut::zeroed(PartBody::capacity_for(5_000));
+    let (mut again, resumed) = PartBody::resume(buf, &[&raw[..3_000]], Some(&stale));
+    assert!(!resumed);
+    again.push(&raw[3_000..]);
+    let part = again.finish(None, "team/a\"b", "u-1", 10);
+    assert_eq!(part.sha256_hex, whole.sha256_hex);
 }

@@ -16,8 +16,10 @@ mod hold;
 
 pub use hold::Hold;
 
-use super::writer::{WriteError, Writer, WriterCtx};
+use super::writer::{SavedTail, WriteError, Writer, WriterCtx};
 use super::{Client, Session, Sessions, Slot};
+use crate::ecr::Midstate;
+use crate::metrics::Metrics;
 use crate::shared::{
     Begin, Invalidation, InvalidationKind, Lease, Position, Shared, SharedError, Status, TailWrite,
     UploadRecord,
@@ -83,6 +85,8 @@ pub struct Store {
     pub sessions: Arc<Sessions>,
     /// The session idle time: stored uploads expire after it, as local ones do.
     pub ttl: Duration,
+    /// Where takeovers are counted.
+    pub metrics: Metrics,
 }
 
 impl Store {
@@ -108,6 +112,7 @@ impl Store {
             received: 0,
             version: 1,
             completing: None,
+            hash_state: String::new(),
         };
         let lease = match self
             .shared
@@ -240,15 +245,25 @@ impl Store {
         let tail_len = record.received - record.committed;
         if tail_len == 0 {
             w.restore(record.committed, record.completing, None);
+            self.metrics.upload_takeover("none");
             return Ok(());
         }
         let memory = w.part_memory().await?;
         let id = w.session().id().to_string();
-        let bytes = self.shared.upload_tail(&id).await?;
-        if bytes.len() as u64 != tail_len {
+        let segments = self.shared.upload_tail_segments(&id).await?;
+        if segments.iter().map(|s| s.len() as u64).sum::<u64>() != tail_len {
             return Err(HandoverError::Damaged(id));
         }
-        w.restore(record.committed, record.completing, Some((memory, &bytes)));
+        // The hash state saved with the tail, so its bytes need not be hashed again (a state
+        // that does not fit them is not used: `PartBody::resume`).
+        let saved = SavedTail {
+            memory,
+            segments: &segments,
+            hash_state: saved_midstate(record),
+        };
+        let resumed = w.restore(record.committed, record.completing, Some(saved));
+        self.metrics
+            .upload_takeover(if resumed { "resumed" } else { "rehashed" });
         Ok(())
     }
 
@@ -304,5 +319,53 @@ impl Store {
 
     fn hold(&self, w: Writer, taken: Taken, saved: Position, version: u64) -> Hold {
         Hold::shared(self.clone(), w, taken, saved, version)
+    }
+}
+
+/// The hash state saved with the whole tail, so that the next replica goes on from it: the
+/// tail's part body's SigV4 midstate, tagged with the upload offset it belongs to.
+pub(super) fn hash_state(w: &Writer) -> String {
+    w.tail_midstate()
+        .map(|m| format!("{}@{}", w.received(), m.to_text()))
+        .unwrap_or_default()
+}
+
+/// The midstate `hash_state` saved, if it belongs to the record's tail: a state saved at another
+/// offset (a save that wrote no state, by an older replica, left an earlier one) is not used,
+/// and `PartBody::resume` also checks its length against the bytes.
+fn saved_midstate(record: &UploadRecord) -> Option<Midstate> {
+    let (at, mid) = record.hash_state.split_once('@')?;
+    (at.parse() == Ok(record.received))
+        .then(|| Midstate::parse(mid))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecr::PartBody;
+
+    #[test]
+    fn a_saved_hash_state_is_used_only_at_the_offset_it_was_saved_for() {
+        let mut body = PartBody::new(bytes::BytesMut::zeroed(PartBody::capacity_for(64)));
+        body.push(b"twelve bytes");
+        let mid = body.midstate();
+        let record = |received, hash_state: String| UploadRecord {
+            repository: "r".into(),
+            ecr_upload_id: "u".into(),
+            part_size: 64,
+            committed: 0,
+            received,
+            version: 2,
+            completing: None,
+            hash_state,
+        };
+        let text = format!("12@{}", mid.to_text());
+        assert_eq!(saved_midstate(&record(12, text.clone())), Some(mid));
+        // Saved for 12 bytes, found with a record of 15 (a later save wrote no state).
+        assert_eq!(saved_midstate(&record(15, text)), None);
+        assert_eq!(saved_midstate(&record(12, mid.to_text())), None);
+        assert_eq!(saved_midstate(&record(12, String::new())), None);
+        assert_eq!(saved_midstate(&record(12, "12@garbage".into())), None);
     }
 }

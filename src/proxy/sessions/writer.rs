@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 
 mod rewind;
 mod stored;
+
 use rewind::settle_joined;
 pub(super) use rewind::{join, settle};
+pub(in crate::proxy::sessions) use stored::SavedTail;
 
 /// The bytes after the last part shipped.
 pub(super) enum Tail {

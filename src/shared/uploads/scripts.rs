@@ -23,8 +23,8 @@ const EACH_SEGMENT: &str = r"local function each_segment(f)
           ";
 
 /// The record's fields, in the order the scripts return them.
-const FIELDS: &str =
-    "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', 'version', 'completing'";
+const FIELDS: &str = "'repository', 'ecr_upload_id', 'part_size', 'committed', 'received', \
+     'version', 'completing', 'hash_state'";
 
 /// `KEYS` record, segments, lock, busy; `ARGV` repository, ECR upload id, part size, ttl ms,
 /// lease ms (0: not locked). Version and token 1.
@@ -35,7 +35,7 @@ pub(super) static CREATE: LazyLock<Script> = LazyLock::new(|| {
           redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
           redis.call('HSET', KEYS[1], 'repository', ARGV[1], 'ecr_upload_id', ARGV[2],
             'part_size', ARGV[3], 'committed', 0, 'received', 0, 'version', 1, 'fence', 1,
-            'completing', '')
+            'completing', '', 'hash_state', '')
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
           if ARGV[5] ~= '0' then
             redis.call('SET', KEYS[3], 1, 'PX', ARGV[5])
@@ -61,7 +61,7 @@ pub(super) static BEGIN: LazyLock<Script> = LazyLock::new(|| {
           redis.call('SET', KEYS[4], token, 'PX', ARGV[2])
           expire_all(ARGV[2])
           local f = redis.call('HMGET', KEYS[1], {FIELDS})
-          return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6], f[7]}}"
+          return {{'locked', tostring(token), f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]}}"
     ))
 });
 
@@ -73,14 +73,15 @@ pub(super) static STATUS: LazyLock<Script> = LazyLock::new(|| {
             return {{'abandoned'}}
           end
           local f = redis.call('HMGET', KEYS[1], {FIELDS})
-          return {{'open', '0', f[1], f[2], f[3], f[4], f[5], f[6], f[7]}}"
+          return {{'open', '0', f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]}}"
     ))
 });
 
 /// `KEYS` record, segments, lock, busy; `ARGV` token, mode (`unchanged`, `replace`, `append`),
 /// committed, received, the new segment's name ('' for none: written before, under the token),
 /// stored tail length (append), ttl ms, completing ('' for none), the names of segments written
-/// during the request that come before the new one (append; space-separated).
+/// during the request that come before the new one (append; space-separated), the hash state
+/// that goes with the new tail (opaque).
 pub(super) static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{EACH_SEGMENT}
@@ -102,7 +103,7 @@ pub(super) static END: LazyLock<Script> = LazyLock::new(|| {
             for name in string.gmatch(ARGV[9], '%S+') do redis.call('RPUSH', KEYS[2], name) end
             if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
             redis.call('HSET', KEYS[1], 'committed', ARGV[3], 'received', ARGV[4],
-              'version', ARGV[1], 'completing', ARGV[8])
+              'version', ARGV[1], 'completing', ARGV[8], 'hash_state', ARGV[10])
           end
           expire_all(ARGV[7])
           redis.call('DEL', KEYS[3], KEYS[4])
@@ -128,15 +129,5 @@ pub(super) static DELETE: LazyLock<Script> = LazyLock::new(|| {
         r"{EACH_SEGMENT}
           each_segment(function(k) redis.call('DEL', k) end)
           return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])"
-    ))
-});
-
-/// `KEYS` record, segments: the tail's segments in order.
-pub(super) static TAIL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r"{EACH_SEGMENT}
-          local out = {{}}
-          each_segment(function(k) out[#out + 1] = redis.call('GET', k) or '' end)
-          return out"
     ))
 });

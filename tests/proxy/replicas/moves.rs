@@ -2,7 +2,8 @@
 //! 3 MiB PATCH and each status GET on another, PUT on yet another. The bytes reach ECR in parts
 //! of exactly 10, 10 and 5 MiB and read back whole; a cancel on one replica ends the upload on
 //! all; a stored upload expires after the session idle time, as a local one does, unless
-//! requests on any replica keep it alive.
+//! requests on any replica keep it alive. Every takeover with a tail goes on hashing the part
+//! body from the state saved with it (counted in `ecr_proxy_upload_takeovers_total`).
 
 use super::dropped::begin;
 use super::{Redis, Replicas};
@@ -79,14 +80,22 @@ async fn each_request_of_a_chunked_upload_on_another_replica() {
     let loc = begin(&urls[0], "moves/app").await;
     let rotated = [urls[1].clone(), urls[2].clone(), urls[0].clone()];
     let loc = patch_around(&rotated, loc, &bytes, 3 * MIB).await;
-    // 9 PATCHes went to replicas 1, 2, 0, …: the PUT goes to the one after the last.
-    let resp = put(&urls[0], &loc, &right).await;
+    // 9 PATCHes went to replicas 1, 2, 0, …, the last to 0: the PUT goes to the one after it.
+    let resp = put(&urls[1], &loc, &right).await;
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     assert_eq!(resp.header("docker-content-digest"), right);
     assert_eq!(
         r.emu.layer_parts("moves/app", &right),
         Some(vec![PART, PART, 5 * MIB as u64])
     );
+    // Every PATCH but the first, and the PUT, took the upload over with a tail: each went on
+    // hashing the part body from the state saved with the tail, none hashed the tail again.
+    let (mut resumed, mut rehashed) = (0.0, 0.0);
+    for url in &urls {
+        resumed += super::metric_at(url, "ecr_proxy_upload_takeovers_total", "resumed").await;
+        rehashed += super::metric_at(url, "ecr_proxy_upload_takeovers_total", "rehashed").await;
+    }
+    assert_eq!((resumed, rehashed), (9.0, 0.0));
     for url in &urls {
         let got = request(
             "GET",

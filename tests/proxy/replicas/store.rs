@@ -30,6 +30,7 @@ fn record() -> UploadRecord {
         received: 0,
         version: 1,
         completing: None,
+        hash_state: String::new(),
     }
 }
 
@@ -92,9 +93,21 @@ async fn one_replica_at_a_time_holds_an_upload_and_a_late_one_is_fenced_out() {
         at: 5,
         bytes: b" world",
     };
-    let end = b.end_upload(&lease_b, at(0, 11), right, TTL).await.unwrap();
+    let end = b
+        .end_upload_after(&lease_b, at(0, 11), &[], right, "state of 11", TTL)
+        .await
+        .unwrap();
     assert_eq!(end, End::Saved);
     assert_eq!(a.upload_tail("up1").await.unwrap(), b"hello world");
+    // The tail comes back as the segments each save wrote, with the hash state of the last.
+    assert_eq!(
+        a.upload_tail_segments("up1").await.unwrap(),
+        [b"hello".to_vec(), b" world".to_vec()]
+    );
+    let Status::Open(stored) = a.upload_status("up1").await.unwrap() else {
+        panic!("open")
+    };
+    assert_eq!(stored.hash_state, "state of 11");
 
     // A takes it again and pauses past its lease: B takes it over with a new token, and A,
     // back, can neither save nor renew.
@@ -223,7 +236,7 @@ async fn segments_sent_during_a_request_are_listed_in_order_before_its_last_byte
         bytes: b"three",
     };
     let end = a
-        .end_upload_after(&lease, at(0, 13), &names, last, TTL)
+        .end_upload_after(&lease, at(0, 13), &names, last, "", TTL)
         .await
         .unwrap();
     assert_eq!(end, End::Saved);
@@ -241,7 +254,7 @@ async fn segments_sent_during_a_request_are_listed_in_order_before_its_last_byte
         bytes: b"!",
     };
     let end = a
-        .end_upload_after(&lease, at(0, 19), &sent, late, TTL)
+        .end_upload_after(&lease, at(0, 19), &sent, late, "", TTL)
         .await
         .unwrap();
     assert_eq!(end, End::Fenced);

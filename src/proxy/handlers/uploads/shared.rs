@@ -18,6 +18,7 @@ pub fn store(app: &App) -> Option<Store> {
         shared: shared.clone(),
         sessions: app.sessions.clone(),
         ttl: app.config.session_idle,
+        metrics: app.metrics.clone(),
     })
 }
 

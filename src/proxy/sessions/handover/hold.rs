@@ -321,7 +321,7 @@ async fn save_listing(
         held.renewer.stop();
         let tail = TailWrite::Append { at, bytes: &bytes };
         match shared
-            .end_upload_after(&held.lease, now, listed, tail, ttl)
+            .end_upload_after(&held.lease, now, listed, tail, &super::hash_state(w), ttl)
             .await?
         {
             End::Saved => {
@@ -334,8 +334,9 @@ async fn save_listing(
     }
     let bytes = w.tail_from(0)?;
     held.renewer.stop();
+    let tail = TailWrite::Replace(&bytes);
     let end = shared
-        .end_upload(&held.lease, now, TailWrite::Replace(&bytes), ttl)
+        .end_upload_after(&held.lease, now, &[], tail, &super::hash_state(w), ttl)
         .await?;
     Ok((end == End::Saved).then_some(held.lease.token))
 }

@@ -1,12 +1,22 @@
 //! A writer's state going to and coming from the shared session store (`sessions::handover`):
 //! the raw bytes of the tail to save (a parked tail read from its spool file: a save never waits
-//! for memory), and a tail (and a completion worth resending) restored from saved bytes. Part
+//! for memory) with the SigV4 hash state of its part body, and a tail (and a completion worth
+//! resending) restored from saved bytes, going on from that hash state rather than hashing the
+//! bytes again. Part
 //! memory for a restored tail is taken before its bytes are fetched, so they are counted against
 //! the budget before they arrive. Knows nothing of Redis.
 
 use super::super::budget::PartMemory;
 use super::{Tail, WriteError, Writer};
-use crate::ecr::PartBody;
+use crate::ecr::{Midstate, PartBody};
+
+/// A tail saved elsewhere, to restore: memory for it, its raw bytes (segments, in order) and
+/// the hash state of its part body when it is known.
+pub(in crate::proxy::sessions) struct SavedTail<'a> {
+    pub memory: PartMemory,
+    pub segments: &'a [Vec<u8>],
+    pub hash_state: Option<Midstate>,
+}
 
 impl Writer {
     /// Whether a part is being sent (the tail then starts after it, not at `committed`).
@@ -34,6 +44,15 @@ impl Writer {
         })
     }
 
+    /// The hash state of the tail's part body (none without a tail); goes with `tail_from(0)`.
+    pub(in crate::proxy::sessions) fn tail_midstate(&self) -> Option<Midstate> {
+        match &self.state.tail {
+            Tail::Empty => None,
+            Tail::Filling(body, _) => Some(body.midstate()),
+            Tail::Parked(parked, _) => Some(parked.midstate()),
+        }
+    }
+
     /// Memory for one part, to restore a tail into.
     pub(in crate::proxy::sessions) async fn part_memory(
         &mut self,
@@ -42,25 +61,30 @@ impl Writer {
     }
 
     /// Go on from a state saved elsewhere: ECR holds `committed` bytes and `tail` follows them
-    /// (in `memory`, when there is a tail). Only for a session no bytes have reached yet.
+    /// (its segments, in order, into `memory`, with the hash state saved with them when it is
+    /// known). Only for a session no bytes have reached yet. Whether the tail's part body went
+    /// on from the saved hash state (else it was hashed again).
     pub(in crate::proxy::sessions) fn restore(
         &mut self,
         committed: u64,
         completing: Option<u64>,
-        tail: Option<(PartMemory, &[u8])>,
-    ) {
+        tail: Option<SavedTail<'_>>,
+    ) -> bool {
         debug_assert!(self.state.received == 0 && matches!(self.state.tail, Tail::Empty));
         self.state.committed = committed;
         self.state.completing = completing;
         self.state.received = committed;
-        if let Some((memory, bytes)) = tail {
-            let (buf, reservation) = memory.into_parts();
-            let mut body = PartBody::new(buf);
-            body.push(bytes);
-            self.state.received += bytes.len() as u64;
+        let mut resumed = false;
+        if let Some(saved) = tail {
+            let (buf, reservation) = saved.memory.into_parts();
+            let (body, from_state) =
+                PartBody::resume(buf, saved.segments, saved.hash_state.as_ref());
+            resumed = from_state;
+            self.state.received += body.raw_len();
             self.state.tail = Tail::Filling(body, reservation);
         }
         self.start = self.state.received;
         self.session.set_received(self.state.received);
+        resumed
     }
 }
