@@ -146,29 +146,25 @@ impl PartBody {
 
     /// A body rebuilt in `buf` from raw bytes saved elsewhere (`segments`, in order) and, when
     /// known, the hash state saved with them: the bytes are only encoded when `mid` is the
-    /// state of exactly the body they make (else they are hashed as well). Whether `mid` was
-    /// used.
+    /// state of a body of exactly their length (else they are hashed as they are encoded, while
+    /// in cache). Whether `mid` was used.
     pub fn resume<S: AsRef<[u8]>>(
         buf: BytesMut,
         segments: &[S],
         mid: Option<&Midstate>,
     ) -> (PartBody, bool) {
+        let raw: u64 = segments.iter().map(|s| s.as_ref().len() as u64).sum();
+        let encoded = (PREFIX.len() as u64) + raw / 3 * 4;
+        let mid = mid.filter(|m| m.len == encoded);
         let mut body = PartBody::new(buf);
         for s in segments {
-            body.take(s.as_ref(), false);
+            body.take(s.as_ref(), mid.is_none());
         }
-        let (hasher, resumed) = match mid {
-            Some(m) if m.len == body.pos as u64 => {
-                (Sha256Stream::resume(m, &body.buf[..body.pos]), true)
-            }
-            _ => {
-                let mut h = Sha256Stream::new();
-                h.update(&body.buf[..body.pos]);
-                (h, false)
-            }
-        };
-        body.hasher = hasher;
-        (body, resumed)
+        debug_assert_eq!(body.pos as u64, encoded);
+        if let Some(m) = mid {
+            body.hasher = Sha256Stream::resume(m, &body.buf[..body.pos]);
+        }
+        (body, mid.is_some())
     }
 
     /// Take the next raw bytes of the part.

@@ -373,6 +373,19 @@ impl Shared {
         Ok(held == 1)
     }
 
+    /// Forget the upload if `lease` still holds it; whether it did.
+    pub async fn delete_held_upload(&self, lease: &Lease) -> Result<bool, SharedError> {
+        let k = keys(&lease.upload);
+        let deleted: u64 = self
+            .eval(
+                &DELETE,
+                &[&k[0], &k[1], &k[2], &k[3]],
+                &[lease.token.to_string().as_bytes()],
+            )
+            .await?;
+        Ok(deleted > 0)
+    }
+
     /// Forget the upload (completed, cancelled or failed for good); a holder elsewhere is then
     /// fenced out.
     pub async fn delete_upload(&self, id: &str) -> Result<(), SharedError> {

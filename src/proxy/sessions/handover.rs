@@ -12,13 +12,13 @@
 //! the upload is not resumed from a state that may not match ECR); `hold` owns a request's hold
 //! and its end. Knows no HTTP.
 
+mod hash_state;
 mod hold;
 
 pub use hold::Hold;
 
 use super::writer::{SavedTail, WriteError, Writer, WriterCtx};
 use super::{Client, Session, Sessions, Slot};
-use crate::ecr::Midstate;
 use crate::metrics::Metrics;
 use crate::shared::{
     Begin, Invalidation, InvalidationKind, Lease, Position, Shared, SharedError, Status, TailWrite,
@@ -175,8 +175,7 @@ impl Store {
         // for the one before saves it so (the next write ships it).
         let tail_len = record.received.checked_sub(record.committed);
         if tail_len.is_none_or(|t| t > record.part_size) {
-            self.shared.delete_upload(id).await?;
-            return Err(HandoverError::Damaged(id.into()));
+            return Err(self.damaged(&taken).await);
         }
         let saved = Position {
             committed: record.committed,
@@ -209,7 +208,7 @@ impl Store {
         if let Err(e) = self.load_tail(&mut w, &record).await {
             self.sessions.remove_exact(&session);
             if matches!(e, HandoverError::Damaged(_)) {
-                let _ = self.shared.delete_upload(id).await;
+                return Err(self.damaged(&taken).await);
             }
             return Err(e); // `taken` releases the lock
         }
@@ -240,6 +239,18 @@ impl Store {
         }
     }
 
+    /// The stored upload held by `taken` does not add up: it is deleted, if the lock is still
+    /// this request's (a request that lost its lease meanwhile must not delete an upload that
+    /// another request may hold by now).
+    async fn damaged(&self, taken: &Taken) -> HandoverError {
+        let lease = taken.lease();
+        match self.shared.delete_held_upload(lease).await {
+            Ok(true) => HandoverError::Damaged(lease.upload.clone()),
+            Ok(false) => HandoverError::Fenced(lease.upload.clone()),
+            Err(e) => e.into(),
+        }
+    }
+
     /// Fill a new local copy with the stored state (memory for the tail taken first).
     async fn load_tail(&self, w: &mut Writer, record: &UploadRecord) -> Result<(), HandoverError> {
         let tail_len = record.received - record.committed;
@@ -259,7 +270,7 @@ impl Store {
         let saved = SavedTail {
             memory,
             segments: &segments,
-            hash_state: saved_midstate(record),
+            hash_state: hash_state::from_store(record),
         };
         let resumed = w.restore(record.committed, record.completing, Some(saved));
         self.metrics
@@ -319,53 +330,5 @@ impl Store {
 
     fn hold(&self, w: Writer, taken: Taken, saved: Position, version: u64) -> Hold {
         Hold::shared(self.clone(), w, taken, saved, version)
-    }
-}
-
-/// The hash state saved with the whole tail, so that the next replica goes on from it: the
-/// tail's part body's SigV4 midstate, tagged with the upload offset it belongs to.
-pub(super) fn hash_state(w: &Writer) -> String {
-    w.tail_midstate()
-        .map(|m| format!("{}@{}", w.received(), m.to_text()))
-        .unwrap_or_default()
-}
-
-/// The midstate `hash_state` saved, if it belongs to the record's tail: a state saved at another
-/// offset (a save that wrote no state, by an older replica, left an earlier one) is not used,
-/// and `PartBody::resume` also checks its length against the bytes.
-fn saved_midstate(record: &UploadRecord) -> Option<Midstate> {
-    let (at, mid) = record.hash_state.split_once('@')?;
-    (at.parse() == Ok(record.received))
-        .then(|| Midstate::parse(mid))
-        .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ecr::PartBody;
-
-    #[test]
-    fn a_saved_hash_state_is_used_only_at_the_offset_it_was_saved_for() {
-        let mut body = PartBody::new(bytes::BytesMut::zeroed(PartBody::capacity_for(64)));
-        body.push(b"twelve bytes");
-        let mid = body.midstate();
-        let record = |received, hash_state: String| UploadRecord {
-            repository: "r".into(),
-            ecr_upload_id: "u".into(),
-            part_size: 64,
-            committed: 0,
-            received,
-            version: 2,
-            completing: None,
-            hash_state,
-        };
-        let text = format!("12@{}", mid.to_text());
-        assert_eq!(saved_midstate(&record(12, text.clone())), Some(mid));
-        // Saved for 12 bytes, found with a record of 15 (a later save wrote no state).
-        assert_eq!(saved_midstate(&record(15, text)), None);
-        assert_eq!(saved_midstate(&record(12, mid.to_text())), None);
-        assert_eq!(saved_midstate(&record(12, String::new())), None);
-        assert_eq!(saved_midstate(&record(12, "12@garbage".into())), None);
     }
 }

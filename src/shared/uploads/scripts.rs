@@ -123,10 +123,12 @@ pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// `KEYS` record, segments, lock, busy.
+/// `KEYS` record, segments, lock, busy; `ARGV` (optional) the token that must hold the lock
+/// (0 returned, nothing deleted, when it does not).
 pub(super) static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{EACH_SEGMENT}
+          if ARGV[1] ~= nil and redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
           each_segment(function(k) redis.call('DEL', k) end)
           return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])"
     ))

@@ -172,6 +172,34 @@ async fn a_renewed_lease_keeps_the_upload_and_delete_fences_its_holder_out() {
 }
 
 #[tokio::test]
+async fn a_delete_by_a_lease_that_no_longer_holds_the_upload_deletes_nothing() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let (a, b) = handles(&redis);
+    let stale = a
+        .create_upload("up4", &record(), TTL, Some(LEASE))
+        .await
+        .unwrap()
+        .expect("created locked");
+    let saved = a
+        .end_upload(&stale, at(0, 3), TailWrite::Replace(b"abc"), TTL)
+        .await
+        .unwrap();
+    assert_eq!(saved, End::Saved);
+    // B holds it now: A's old lease (a request that found the tail not adding up after its
+    // lease was lost) may not delete it.
+    let Begin::Locked(lease_b, _) = b.begin_upload("up4", LEASE, TTL).await.unwrap() else {
+        panic!("free")
+    };
+    assert!(!a.delete_held_upload(&stale).await.unwrap());
+    assert_eq!(b.upload_tail("up4").await.unwrap(), b"abc");
+    assert!(b.delete_held_upload(&lease_b).await.unwrap());
+    assert_eq!(b.upload_status("up4").await.unwrap(), Status::Unknown);
+    assert_eq!(b.upload_tail("up4").await.unwrap(), b"");
+}
+
+#[tokio::test]
 async fn a_tail_saved_in_many_small_appends_is_whole_and_written_anew_past_the_segment_limit() {
     let Some(redis) = Redis::start().await else {
         return;

@@ -75,6 +75,10 @@ impl Taken {
         }
     }
 
+    pub(super) fn lease(&self) -> &Lease {
+        self.lease.as_ref().expect("held until taken apart")
+    }
+
     pub(super) fn into_parts(mut self) -> (Lease, Renewer) {
         let lease = self.lease.take().expect("taken once");
         (lease, self.renewer.take().expect("taken once"))
@@ -269,7 +273,14 @@ async fn save(held: &mut Held, w: &Writer) -> Result<Option<u64>, HandoverError>
         sent = sent.and(r);
     }
     let saved = save_listing(held, w, &names, end_of_presaved, sent).await;
-    if !matches!(saved, Ok(Some(_))) || held.presaved_dropped {
+    // After an error the save may have been carried out with its answer lost, and the segments
+    // listed: they are left to expire with the upload rather than deleted from under it.
+    let drop = match &saved {
+        Ok(Some(_)) => held.presaved_dropped,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    if drop {
         let _ = held
             .store
             .shared
@@ -321,7 +332,14 @@ async fn save_listing(
         held.renewer.stop();
         let tail = TailWrite::Append { at, bytes: &bytes };
         match shared
-            .end_upload_after(&held.lease, now, listed, tail, &super::hash_state(w), ttl)
+            .end_upload_after(
+                &held.lease,
+                now,
+                listed,
+                tail,
+                &super::hash_state::to_store(w, held.lease.token),
+                ttl,
+            )
             .await?
         {
             End::Saved => {
@@ -336,7 +354,14 @@ async fn save_listing(
     held.renewer.stop();
     let tail = TailWrite::Replace(&bytes);
     let end = shared
-        .end_upload_after(&held.lease, now, &[], tail, &super::hash_state(w), ttl)
+        .end_upload_after(
+            &held.lease,
+            now,
+            &[],
+            tail,
+            &super::hash_state::to_store(w, held.lease.token),
+            ttl,
+        )
         .await?;
     Ok((end == End::Saved).then_some(held.lease.token))
 }
