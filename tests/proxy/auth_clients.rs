@@ -118,23 +118,7 @@ pub async fn ecr_digest(s: &Stack, repo: &str, tag: &str) -> Option<String> {
 
 /// The manifest bytes ECR holds under `repo:tag`.
 pub async fn ecr_manifest(s: &Stack, repo: &str, tag: &str) -> Bytes {
-    let got = s
-        .ecr
-        .batch_get_image()
-        .repository_name(repo)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag(tag)
-                .build(),
-        )
-        .accepted_media_types(OCI_MANIFEST)
-        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
-        .send()
-        .await
-        .expect("BatchGetImage");
-    assert!(got.failures().is_empty(), "failures: {:?}", got.failures());
-    let image = got.images().first().expect("the image is in ECR");
-    Bytes::copy_from_slice(image.image_manifest().unwrap_or_default().as_bytes())
+    Bytes::from(stored_manifest(&s.ecr, repo, tag).await.0)
 }
 
 /// How many images ECR holds in `repo` (none when the repository does not exist).

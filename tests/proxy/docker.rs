@@ -214,15 +214,7 @@ async fn docker_pull_after_push() {
     // Every file starts with this run's name, so no layer is shared with another image in the
     // engine and the pull has to fetch them all.
     let files = [1024, 4 * MIB + 3, 150 * 1024];
-    let ctx = tempfile::tempdir().expect("temporary directory");
-    let mut dockerfile = String::from("FROM scratch\n");
-    for (i, &len) in files.iter().enumerate() {
-        let mut bytes = format!("{image} f{i}\n").into_bytes();
-        bytes.extend(data(500 + i as u64, len));
-        std::fs::write(ctx.path().join(format!("f{i}")), bytes).unwrap();
-        dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
-    }
-    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    let ctx = scratch_build_context(&image, &files, 500);
 
     let _cleanup = RemoveImage(image.clone());
     let built = docker(&["build", "-t", &image, ctx.path().to_str().unwrap()]).await;

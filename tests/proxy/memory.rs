@@ -35,14 +35,7 @@ impl ProxyProcess {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let mut child = std::process::Command::new(binary())
-            .args(["serve", "--listen", &addr])
-            .env("AWS_ENDPOINT_URL_ECR", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("ECR_PROXY_CREATE_REPOSITORIES", "true")
+        let mut child = serve_command(&binary(), endpoint, &addr)
             // These tests measure memory, not how long a push may wait for it: a slow, shared
             // machine must not turn a wait into a 429 (`hostage` tests the bounded wait).
             .env("ECR_PROXY_BUDGET_WAIT_SECS", "600")

@@ -300,6 +300,81 @@ pub struct OciLayout {
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// An OCI image manifest for `config` and `layers` (uncompressed tar layers, in order, each
+/// given as its digest and size).
+pub fn oci_manifest(config: &[u8], layers: &[(String, usize)]) -> String {
+    let descs: Vec<String> = layers
+        .iter()
+        .map(|(d, len)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{len}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{}]}}"#,
+        digest(config),
+        config.len(),
+        descs.join(",")
+    )
+}
+
+/// The manifest ECR stores as `repo:tag` (OCI or Docker v2), and the digest ECR gives it.
+pub async fn stored_manifest(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> (String, String) {
+    let got = ecr
+        .batch_get_image()
+        .repository_name(repo)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .accepted_media_types(OCI_MANIFEST)
+        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
+        .send()
+        .await
+        .expect("BatchGetImage");
+    assert!(
+        got.failures().is_empty(),
+        "{repo}:{tag}: {:?}",
+        got.failures()
+    );
+    let image = got.images().first().expect("the image is in ECR");
+    let manifest = image.image_manifest().unwrap_or_default().to_string();
+    let d = image.image_id().and_then(|id| id.image_digest());
+    (manifest, d.unwrap_or_default().to_string())
+}
+
+/// A docker build context for an image FROM scratch with one layer per file of `sizes` bytes
+/// (contents seeded from `seed`), each file starting with `name` so that no layer is shared with
+/// another image in the engine.
+pub fn scratch_build_context(name: &str, sizes: &[usize], seed: u64) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().expect("temporary directory");
+    let mut dockerfile = String::from("FROM scratch\n");
+    for (i, &len) in sizes.iter().enumerate() {
+        let mut bytes = format!("{name} f{i}\n").into_bytes();
+        bytes.extend(data(seed + i as u64, len));
+        std::fs::write(ctx.path().join(format!("f{i}")), bytes).unwrap();
+        dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
+    }
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// `ecr-proxy serve --listen <listen>` against the ECR at `endpoint` (the emulator), with test
+/// credentials and repositories created on first push; the caller adds its own settings.
+pub fn serve_command(binary: &str, endpoint: &str, listen: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(binary);
+    c.args(["serve", "--listen", listen])
+        .env("AWS_ENDPOINT_URL_ECR", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ECR_PROXY_CREATE_REPOSITORIES", "true");
+    c
+}
+
 impl OciLayout {
     /// An empty layout at `dir` (created).
     pub fn create(dir: &std::path::Path) -> OciLayout {
@@ -328,22 +403,12 @@ impl OciLayout {
             r#"{{"architecture":"{arch}","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
             diff_ids.join(",")
         );
-        let config_digest = self.blob(config.as_bytes());
-        let descs: Vec<String> = layers
-            .iter()
-            .zip(&digests)
-            .map(|(l, d)| {
-                format!(
-                    r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":{}}}"#,
-                    l.len()
-                )
-            })
+        self.blob(config.as_bytes());
+        let descs: Vec<(String, usize)> = digests
+            .into_iter()
+            .zip(layers.iter().map(Vec::len))
             .collect();
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
-            config.len(),
-            descs.join(",")
-        );
+        let manifest = oci_manifest(config.as_bytes(), &descs);
         self.blob(manifest.as_bytes());
         manifest.into_bytes()
     }

@@ -55,15 +55,7 @@ impl Docker {
     /// the image's name (so no layer is shared with another image in the engine).
     async fn build(&self, image: &str, sizes: &[usize]) {
         self.images.borrow_mut().push(image.to_string());
-        let ctx = tempfile::tempdir().expect("temporary directory");
-        let mut dockerfile = String::from("FROM scratch\n");
-        for (i, &len) in sizes.iter().enumerate() {
-            let mut bytes = format!("{image} f{i}\n").into_bytes();
-            bytes.extend(data(700 + i as u64, len));
-            std::fs::write(ctx.path().join(format!("f{i}")), bytes).unwrap();
-            dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
-        }
-        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let ctx = scratch_build_context(image, sizes, 700);
         let built = self
             .run(&["build", "-t", image, ctx.path().to_str().unwrap()])
             .await;

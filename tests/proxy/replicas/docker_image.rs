@@ -4,7 +4,7 @@
 //! and every layer by digest and, uncompressed, against the diff ids the engine computed from
 //! the files written here.
 
-use super::verify::{assert_parts, describe, layer_bytes, stored_manifest};
+use super::verify::{assert_parts, describe, layer_bytes};
 use crate::support::*;
 use ecr_proxy::emulator::RunningEmulator;
 use std::process::{Output, Stdio};
@@ -43,15 +43,7 @@ impl DockerImage {
     /// with another image in the engine).
     pub async fn build(host: &str, repo: &str, tag: &str) -> DockerImage {
         let name = format!("{host}/{repo}:{tag}");
-        let ctx = tempfile::tempdir().expect("temporary directory");
-        let mut dockerfile = String::from("FROM scratch\n");
-        for (i, &len) in FILES.iter().enumerate() {
-            let mut bytes = format!("{name} f{i}\n").into_bytes();
-            bytes.extend(data(700 + i as u64, len));
-            std::fs::write(ctx.path().join(format!("f{i}")), bytes).unwrap();
-            dockerfile.push_str(&format!("COPY f{i} /f{i}\n"));
-        }
-        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let ctx = scratch_build_context(&name, &FILES, 700);
         let image = DockerImage {
             name,
             repo: repo.to_string(),

@@ -24,14 +24,8 @@ impl Replica {
     pub async fn start(dir: &Path, endpoint: &str, redis_url: &str) -> Replica {
         let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.join(format!("replica-{}.log", addr.port()));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-proxy"))
-            .args(["serve", "--listen", &addr.to_string()])
-            .env("AWS_ENDPOINT_URL_ECR", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("ECR_PROXY_CREATE_REPOSITORIES", "true")
+        let binary = env!("CARGO_BIN_EXE_ecr-proxy");
+        let child = serve_command(binary, endpoint, &addr.to_string())
             .env("ECR_PROXY_REDIS_URL", redis_url)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())

@@ -77,32 +77,6 @@ pub fn describe(out: &std::process::Output) -> String {
     )
 }
 
-/// The manifest ECR stores as `repo:tag`, and the digest ECR gives it.
-pub async fn stored_manifest(ecr: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> (String, String) {
-    let got = ecr
-        .batch_get_image()
-        .repository_name(repo)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag(tag)
-                .build(),
-        )
-        .accepted_media_types(OCI_MANIFEST)
-        .accepted_media_types("application/vnd.docker.distribution.manifest.v2+json")
-        .send()
-        .await
-        .expect("BatchGetImage");
-    assert!(
-        got.failures().is_empty(),
-        "{repo}:{tag}: {:?}",
-        got.failures()
-    );
-    let image = got.images().first().expect("the image is in ECR");
-    let manifest = image.image_manifest().unwrap_or_default().to_string();
-    let d = image.image_id().and_then(|id| id.image_digest());
-    (manifest, d.unwrap_or_default().to_string())
-}
-
 /// The bytes ECR serves for layer `digest` of `repo` (a manifest must reference it).
 pub async fn layer_bytes(ecr: &aws_sdk_ecr::Client, repo: &str, digest: &str) -> Bytes {
     let url = ecr
@@ -178,21 +152,8 @@ pub async fn assert_blobs_in_ecr(
     let url = format!("{base}/v2/{repo}/blobs/uploads/?digest={cd}");
     let r = request("POST", &url, &[], config.clone()).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let layers: Vec<String> = blobs
-        .iter()
-        .map(|b| {
-            format!(
-                r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{}","size":{}}}"#,
-                digest(b),
-                b.len()
-            )
-        })
-        .collect();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{}]}}"#,
-        config.len(),
-        layers.join(",")
-    );
+    let layers: Vec<(String, usize)> = blobs.iter().map(|b| (digest(b), b.len())).collect();
+    let manifest = oci_manifest(&config, &layers);
     let url = format!("{base}/v2/{repo}/manifests/all");
     let r = request("PUT", &url, &[("Content-Type", OCI_MANIFEST)], manifest).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
